@@ -1,0 +1,91 @@
+"""The inner loop shared by every gradient-based algorithm.
+
+The learner is never mutated. Its weights are read once as tensors ("fast
+weights") and the learner is evaluated as a pure function of them through
+`keras.Layer.stateless_call`. Each inner step records its loss on a
+`tf.GradientTape`; because the outer tape (opened by `MetaModel.train_step`)
+watches those steps too, differentiating the query loss through the
+adaptation gives the exact second-order meta-gradient. `first_order=True`
+stops gradients through the inner gradients instead (FOMAML).
+
+Algorithms differ only in the pieces passed to `adapt`: the update rule
+(`sgd_update`, learned per-parameter rates, per-layer per-step rates, ...),
+which weights adapt, and the number of steps.
+"""
+
+import tensorflow as tf
+
+
+class FunctionalLearner:
+    """A Keras model evaluated as a pure function of its weights.
+
+    Batch norm runs in training mode (statistics of the batch it sees, as in
+    the MAML reference) and the moving statistics it would update are
+    discarded, so no state leaks from one task to the next.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def initial_weights(self):
+        """Current trainable and non-trainable values, as lists of tensors."""
+        return (
+            [v.value for v in self.model.trainable_variables],
+            [v.value for v in self.model.non_trainable_variables],
+        )
+
+    def __call__(self, weights, frozen, x):
+        """Runs the model on `x` `[N, *features]` with `weights` → `[N, *outputs]`."""
+        outputs, _ = self.model.stateless_call(weights, frozen, x, training=True)
+        return outputs
+
+
+def sgd_update(learning_rate):
+    """Update rule `w ← w − learning_rate · g` for every adapted weight."""
+
+    def update(weights, grads, step):
+        del step
+        return [w - tf.cast(learning_rate, w.dtype) * g for w, g in zip(weights, grads)]
+
+    return update
+
+
+def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
+          first_order=False, adapted=None):
+    """Runs `steps` gradient steps on one task's support set.
+
+    Args:
+      forward: `forward(weights, x)` → predictions `[S, *outputs]`.
+      loss_fn: `loss_fn(y, predictions)` → scalar inner loss.
+      weights: list of tensors, the starting point (θ).
+      support_x: `[S, *features]`.
+      support_y: `[S]` labels or `[S, out]` targets.
+      steps: number of inner steps (a Python int ≥ 0).
+      update: `update(weights, grads, step)` → new list of weights, for the
+        adapted weights only (see `adapted`).
+      first_order: if True, the inner gradients are treated as constants.
+      adapted: optional list of bools, one per weight; weights marked False
+        keep their value (ANIL adapts only the head).
+
+    Returns:
+      The trajectory: a list of `steps + 1` weight lists, `trajectory[0]` being
+      `weights` and `trajectory[k]` the weights after `k` steps.
+    """
+    if adapted is None:
+        adapted = [True] * len(weights)
+    indices = [i for i, flag in enumerate(adapted) if flag]
+    trajectory = [list(weights)]
+    current = list(weights)
+    for step in range(steps):
+        moving = [current[i] for i in indices]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(moving)
+            loss = loss_fn(support_y, forward(current, support_x))
+        grads = tape.gradient(loss, moving, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        if first_order:
+            grads = [tf.stop_gradient(g) for g in grads]
+        current = list(current)
+        for i, new in zip(indices, update(moving, grads, step)):
+            current[i] = new
+        trajectory.append(current)
+    return trajectory

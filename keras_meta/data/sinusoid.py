@@ -1,0 +1,64 @@
+"""The sinusoid regression family of the MAML paper (Finn et al., 2017, §5.1)."""
+
+import math
+
+import tensorflow as tf
+
+from keras_meta import episode
+
+
+def _check_range(name, value):
+    low, high = value
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(f"`{name}` must be a finite (low, high) pair with low <= high; received {value!r}.")
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be an int >= 1; received {value!r}.")
+
+
+def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
+                      amplitude_range=(0.1, 5.0), phase_range=(0.0, math.pi),
+                      x_range=(-5.0, 5.0)):
+    """An infinite, seeded stream of sinusoid regression episodes.
+
+    Each task is `y = A sin(x − φ)` with `A ~ U(amplitude_range)`,
+    `φ ~ U(phase_range)` and inputs `x ~ U(x_range)`. Batch `i` is drawn
+    from a counter-based generator keyed by `(seed, i)`, so the stream is
+    reproducible, independent of parallelism, and resumable with `skip(i)`.
+
+    Returns:
+      A `tf.data.Dataset` of `(inputs, query_y)` with `support_x`, `support_y`
+      `[meta_batch_size, shots, 1]`, `query_x` and `query_y`
+      `[meta_batch_size, query_shots, 1]`, all float32.
+    """
+    for name, value in (("shots", shots), ("query_shots", query_shots),
+                        ("meta_batch_size", meta_batch_size)):
+        _check_positive(name, value)
+    for name, value in (("amplitude_range", amplitude_range), ("phase_range", phase_range),
+                        ("x_range", x_range)):
+        _check_range(name, value)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"`seed` must be an int; received {seed!r}.")
+
+    def batch(index):
+        keys = tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(seed, tf.int64), index]), num=3)
+        tasks = (meta_batch_size, 1, 1)
+        amplitude = tf.random.stateless_uniform(tasks, keys[0], *amplitude_range)
+        phase = tf.random.stateless_uniform(tasks, keys[1], *phase_range)
+        x = tf.random.stateless_uniform((meta_batch_size, shots + query_shots, 1), keys[2], *x_range)
+        y = amplitude * tf.sin(x - phase)
+        inputs = {
+            episode.SUPPORT_X: x[:, :shots],
+            episode.SUPPORT_Y: y[:, :shots],
+            episode.QUERY_X: x[:, shots:],
+        }
+        return inputs, y[:, shots:]
+
+    return (
+        tf.data.Dataset.counter()
+        .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )

@@ -1,0 +1,153 @@
+"""The episode format every `MetaModel` consumes, and its validation.
+
+One dataset element is a batch of `T` tasks, `(inputs, query_y)`:
+
+- `inputs["support_x"]`: `[T, S, *feature_shape]` float support examples.
+- `inputs["support_y"]`: `[T, S]` int labels in `0..ways-1` (classification)
+  or `[T, S, out]` float targets (regression).
+- `inputs["query_x"]`: `[T, Q, *feature_shape]` float query examples.
+- `query_y`: `[T, Q]` int or `[T, Q, out]` float query targets.
+
+Shapes are checked while the graph is built (static shapes); label ranges are
+checked at run time by assertions whose message starts with `ERROR_MARKER`,
+which `MetaModel` turns into a `ValueError`.
+"""
+
+import contextlib
+import functools
+
+import tensorflow as tf
+
+SUPPORT_X = "support_x"
+SUPPORT_Y = "support_y"
+QUERY_X = "query_x"
+KEYS = (SUPPORT_X, SUPPORT_Y, QUERY_X)
+
+ERROR_MARKER = "keras_meta episode error: "
+
+
+def _dim(shape, axis):
+    return None if shape.rank is None else shape[axis]
+
+
+def _check_equal(what, a, b):
+    if a is not None and b is not None and a != b:
+        raise ValueError(f"{what}: expected {a}, received {b}.")
+
+
+def validate_inputs(inputs):
+    """Checks the structure and static shapes of an episode's `inputs`.
+
+    Args:
+      inputs: dict with `support_x` `[T, S, ...]`, `support_y` `[T, S]` or
+        `[T, S, out]`, `query_x` `[T, Q, ...]`.
+
+    Returns:
+      The same dict with every value converted to a tensor.
+
+    Raises:
+      ValueError / TypeError naming the offending key and what was expected.
+    """
+    if not isinstance(inputs, dict):
+        raise TypeError(
+            "`inputs` must be a dict with keys "
+            f"{list(KEYS)}; received {type(inputs).__name__}."
+        )
+    missing = [k for k in KEYS if k not in inputs]
+    if missing:
+        raise ValueError(
+            f"Episode `inputs` is missing key(s) {missing}; expected keys "
+            f"{list(KEYS)}, received {sorted(inputs)}."
+        )
+    unknown = sorted(set(inputs) - set(KEYS))
+    if unknown:
+        raise ValueError(
+            f"Episode `inputs` has unknown key(s) {unknown}; expected only {list(KEYS)}."
+        )
+    tensors = {k: tf.convert_to_tensor(inputs[k]) for k in KEYS}
+    sx, sy, qx = (tensors[k] for k in KEYS)
+    for key in (SUPPORT_X, QUERY_X):
+        t = tensors[key]
+        if not t.dtype.is_floating:
+            raise TypeError(f"`{key}` must be a float tensor; received dtype {t.dtype.name}.")
+        if t.shape.rank is not None and t.shape.rank < 3:
+            raise ValueError(
+                f"`{key}` must have shape [tasks, examples, *features] (rank >= 3); "
+                f"received shape {t.shape}."
+            )
+    if not (sy.dtype.is_integer or sy.dtype.is_floating):
+        raise TypeError(f"`support_y` must be int or float; received dtype {sy.dtype.name}.")
+    if sy.shape.rank is not None and sy.shape.rank not in (2, 3):
+        raise ValueError(
+            "`support_y` must have shape [tasks, support] (labels) or "
+            f"[tasks, support, outputs] (targets); received shape {sy.shape}."
+        )
+    if sx.shape.rank is not None and qx.shape.rank is not None:
+        _check_equal(
+            "`query_x` feature shape must equal `support_x` feature shape",
+            tuple(sx.shape[2:]), tuple(qx.shape[2:]))
+    tasks = _dim(sx.shape, 0)
+    for key in (SUPPORT_Y, QUERY_X):
+        _check_equal(
+            f"`{key}` must have as many tasks (dimension 0) as `support_x`",
+            tasks, _dim(tensors[key].shape, 0))
+    _check_equal(
+        "`support_y` must have one label per support example (dimension 1 of `support_x`)",
+        _dim(sx.shape, 1), _dim(sy.shape, 1))
+    for key in (SUPPORT_X, QUERY_X):
+        if 0 in tensors[key].shape[:2]:
+            raise ValueError(f"`{key}` has an empty task dimension: shape {tensors[key].shape}.")
+    return tensors
+
+
+def validate_targets(inputs, query_y):
+    """Checks `query_y` against `inputs["query_x"]` and `support_y` (static)."""
+    query_y = tf.convert_to_tensor(query_y)
+    qx, sy = inputs[QUERY_X], inputs[SUPPORT_Y]
+    _check_equal(
+        "`query_y` must have as many tasks (dimension 0) as `query_x`",
+        _dim(qx.shape, 0), _dim(query_y.shape, 0))
+    _check_equal(
+        "`query_y` must have one target per query example (dimension 1 of `query_x`)",
+        _dim(qx.shape, 1), _dim(query_y.shape, 1))
+    _check_equal("`query_y` must have the rank of `support_y`", sy.shape.rank, query_y.shape.rank)
+    if sy.dtype.is_integer != query_y.dtype.is_integer:
+        raise TypeError(
+            "`query_y` and `support_y` must both be int labels or both be float targets; "
+            f"received {query_y.dtype.name} and {sy.dtype.name}."
+        )
+    return query_y
+
+
+def label_range_assertion(labels, num_classes, name):
+    """Asserts `0 <= labels < num_classes` at run time; returns the op (or None)."""
+    if not labels.dtype.is_integer:
+        return None
+    message = f"{ERROR_MARKER}`{name}` must hold labels in [0, {num_classes}) for a learner with {num_classes} outputs"
+    lower = tf.debugging.assert_non_negative(labels, message=message)
+    upper = tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype), message=message)
+    return [lower, upper]
+
+
+@contextlib.contextmanager
+def assertions_as_value_errors():
+    """Turns a failed episode assertion (eager, or raised by a compiled Keras
+    function) into a `ValueError` carrying its message."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        if ERROR_MARKER not in error.message:
+            raise
+        text = error.message[error.message.find(ERROR_MARKER) + len(ERROR_MARKER):]
+        raise ValueError(text.split("\n")[0].strip()) from error
+
+
+def raise_value_errors(function):
+    """Wraps a Keras train/test/predict function with `assertions_as_value_errors`."""
+
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        with assertions_as_value_errors():
+            return function(*args, **kwargs)
+
+    return wrapped

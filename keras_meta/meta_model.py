@@ -1,0 +1,168 @@
+"""`MetaModel`: a Keras model whose forward pass is "learn from the support
+set, predict the query set", so that `fit`, `evaluate`, `predict`,
+callbacks and export work on episodes as they do on ordinary batches."""
+
+import keras
+import tensorflow as tf
+
+from keras_meta import episode
+
+
+class MetaModel(keras.Model):
+    """Base class of every meta-learner.
+
+    A `MetaModel` wraps a *learner* (any Keras model: Sequential, Functional or
+    subclassed). Its inputs are episode batches (see `keras_meta.episode`):
+    `call(inputs)` uses each task's support set and returns the query
+    predictions, `[T, Q, ways]` logits or `[T, Q, out]` values.
+
+    Loss convention: the *inner* loss of gradient-based algorithms is the
+    compiled loss on one task's support set. The *meta-loss* is the compiled
+    loss on the query predictions of the whole meta-batch `[T, Q, ...]`; with
+    Keras's default mean reduction and equal query sets, that is the mean over
+    tasks of each task's query loss. The compiled optimizer updates the
+    learner's initial weights (and any meta-parameters of the algorithm).
+
+    Subclasses implement `adapt_and_predict`.
+    """
+
+    def __init__(self, learner, **kwargs):
+        if not isinstance(learner, keras.Layer):
+            raise TypeError(
+                "`learner` must be a Keras model or layer; received "
+                f"{type(learner).__name__}."
+            )
+        kwargs.setdefault("dtype", learner.dtype_policy)
+        super().__init__(**kwargs)
+        self.learner = learner
+
+    def build(self, input_shape):
+        """Builds the learner on the episode's feature shape.
+
+        Args:
+          input_shape: dict of shapes, `support_x` being `[T, S, *features]`.
+        """
+        self.feature_shape = tuple(input_shape[episode.SUPPORT_X])[2:]
+        if not self.learner.built:
+            self.learner.build((None, *self.feature_shape))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        inputs = episode.validate_inputs(inputs)
+        with episode.assertions_as_value_errors():
+            self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
+            return self.adapt_and_predict(
+                inputs[episode.SUPPORT_X], inputs[episode.SUPPORT_Y], inputs[episode.QUERY_X],
+                training=training,
+            )
+
+    def adapt_and_predict(self, support_x, support_y, query_x, training=False):
+        """Abstract: query predictions `[T, Q, ...]` for a batch of tasks.
+
+        Args:
+          support_x: `[T, S, *features]`.
+          support_y: `[T, S]` labels or `[T, S, out]` targets.
+          query_x: `[T, Q, *features]`.
+          training: True inside `fit` (meta-training), False otherwise.
+        """
+        raise NotImplementedError(f"abstract: {type(self).__name__} must define adapt_and_predict")
+
+    @property
+    def num_outputs(self):
+        """Size of the last axis of the predictions, if fixed by the model (else None)."""
+        return None
+
+    def check_labels(self, labels, name):
+        """Checks `labels` (`support_y` or `query_y`) against `num_outputs`:
+        int labels must lie in `[0, num_outputs)` (checked at run time), float
+        targets must have `num_outputs` values on their last axis."""
+        if self.num_outputs is None:
+            return
+        if labels.dtype.is_integer:
+            episode.label_range_assertion(labels, self.num_outputs, name)
+        elif labels.shape.rank is not None and labels.shape[-1] not in (None, self.num_outputs):
+            raise ValueError(
+                f"`{name}` must have {self.num_outputs} target values on its last axis "
+                f"(the learner's outputs); received shape {labels.shape}."
+            )
+
+    def map_tasks(self, fn, tasks):
+        """Applies `fn` to each task of `tasks` (a tuple of `[T, ...]` tensors).
+
+        Tasks run as iterations of one `tf.map_fn` loop, so the graph does not
+        grow with the meta-batch size and independent tasks may run
+        concurrently.
+        """
+        return tf.map_fn(
+            lambda task: fn(*task), tasks, fn_output_signature=self.compute_dtype
+        )
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if x is not None and y is not None:
+            inputs = episode.validate_inputs(x)
+            y = episode.validate_targets(inputs, y)
+            self.check_labels(y, "query_y")
+        return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+
+    def train_step(self, data):
+        """One meta-iteration on a meta-batch of `T` tasks.
+
+        The outer tape records the inner adaptation of every task (its inner
+        tapes included), the query predictions and the meta-loss; its gradient
+        with respect to the initial weights is the meta-gradient.
+        """
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            self._loss_tracker.update_state(
+                _unscale_for_distribution(loss),
+                sample_weight=tf.shape(x[episode.SUPPORT_X])[0],
+            )
+            scaled_loss = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        self.train_function = episode.raise_value_errors(self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is not None and not force:
+            return self.test_function
+        super().make_test_function(force=True)
+        self.test_function = episode.raise_value_errors(self.test_function)
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        if self.predict_function is not None and not force:
+            return self.predict_function
+        super().make_predict_function(force=True)
+        self.predict_function = episode.raise_value_errors(self.predict_function)
+        return self.predict_function
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "learner": keras.saving.serialize_keras_object(self.learner),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["learner"] = keras.saving.deserialize_keras_object(config["learner"])
+        config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(**config)
+
+
+def _unscale_for_distribution(loss):
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss * tf.cast(replicas, loss.dtype) if replicas > 1 else loss
