@@ -13,12 +13,16 @@ Algorithms differ only in the pieces passed to `adapt`: the update rule
 which weights adapt, and the number of steps.
 """
 
+import keras
 import tensorflow as tf
 
 
 class FunctionalLearner:
     """A Keras model evaluated as a pure function of its weights.
 
+    The model is called (`__call__`, so `training` reaches every layer even
+    when the model's own `call` takes no `training` argument) inside a
+    `keras.StatelessScope` that maps each variable to the given tensor.
     Batch norm runs in training mode (statistics of the batch it sees, as in
     the MAML reference) and the moving statistics it would update are
     discarded, so no state leaks from one task to the next.
@@ -36,8 +40,18 @@ class FunctionalLearner:
 
     def __call__(self, weights, frozen, x):
         """Runs the model on `x` `[N, *features]` with `weights` → `[N, *outputs]`."""
-        outputs, _ = self.model.stateless_call(weights, frozen, x, training=True)
-        return outputs
+        mapping = list(zip(self.model.trainable_variables, weights))
+        mapping += zip(self.model.non_trainable_variables, frozen)
+        with keras.StatelessScope(state_mapping=mapping):
+            return self.model(x, training=True)
+
+
+def as_dtype(value, dtype):
+    """`value` (Python number or tensor) as a tensor of `dtype`, without a
+    float32 round trip for Python floats."""
+    if isinstance(value, (int, float)):
+        return tf.constant(value, dtype)
+    return tf.cast(value, dtype)
 
 
 def sgd_update(learning_rate):
@@ -45,7 +59,7 @@ def sgd_update(learning_rate):
 
     def update(weights, grads, step):
         del step
-        return [w - tf.cast(learning_rate, w.dtype) * g for w, g in zip(weights, grads)]
+        return [w - as_dtype(learning_rate, w.dtype) * g for w, g in zip(weights, grads)]
 
     return update
 

@@ -37,14 +37,15 @@ class MetaModel(keras.Model):
         self.learner = learner
 
     def build(self, input_shape):
-        """Builds the learner on the episode's feature shape.
+        """Builds the learner on the episode's feature shape and records the
+        learner's output shape (`learner_output_shape`, `(None, *outputs)`).
 
         Args:
           input_shape: dict of shapes, `support_x` being `[T, S, *features]`.
         """
         self.feature_shape = tuple(input_shape[episode.SUPPORT_X])[2:]
-        if not self.learner.built:
-            self.learner.build((None, *self.feature_shape))
+        example = keras.KerasTensor((None, *self.feature_shape), dtype=self.compute_dtype)
+        self.learner_output_shape = tuple(self.learner(example).shape)
         self.built = True
 
     def call(self, inputs, training=False):

@@ -64,8 +64,20 @@ class MAML(MetaModel):
         self.functional_learner = adaptation.FunctionalLearner(learner)
 
     @property
+    def eval_inner_steps(self):
+        """Inner steps outside training. Setting it re-traces `evaluate`/`predict`."""
+        return self._eval_inner_steps
+
+    @eval_inner_steps.setter
+    def eval_inner_steps(self, value):
+        _check_steps("eval_inner_steps", value)
+        self._eval_inner_steps = value
+        self.test_function = None
+        self.predict_function = None
+
+    @property
     def num_outputs(self):
-        return self.learner.compute_output_shape((None, *self.feature_shape))[-1]
+        return self.learner_output_shape[-1]
 
     # The parts an algorithm may override -----------------------------------
 
