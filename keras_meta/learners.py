@@ -35,3 +35,68 @@ def conv4(ways, filters=64, input_shape=(28, 28, 1), name="conv4"):
         ]
     layers += [keras.layers.Flatten(), keras.layers.Dense(ways)]
     return keras.Sequential(layers, name=name)
+
+
+def conv4_embedding(filters=64, input_shape=(28, 28, 1), pooled_blocks=4, flatten=True,
+                    name="conv4_embedding"):
+    """The conv4 body without its classifier, the metric learners' embedding.
+
+    Four blocks of 3×3 convolution (`filters` channels), batch norm and ReLU;
+    the first `pooled_blocks` end with 2×2 max-pooling. With 28×28 inputs and
+    all four blocks pooled, `[N, 28, 28, 1]` → `[N, filters]` (ProtoNet,
+    Matching Networks); Relation Networks use `pooled_blocks=2,
+    flatten=False`: `[N, 28, 28, 1]` → `[N, 7, 7, filters]` feature maps.
+
+    Args:
+      filters: channels of every convolution.
+      input_shape: feature shape of one example.
+      pooled_blocks: how many blocks (the first ones) end with max-pooling, 0..4.
+      flatten: flatten the output to `[N, features]`; otherwise return maps.
+    """
+    if isinstance(pooled_blocks, bool) or pooled_blocks not in range(5):
+        raise ValueError(f"`pooled_blocks` must be an int in 0..4; received {pooled_blocks!r}.")
+    layers = [keras.Input(input_shape)]
+    for block in range(4):
+        layers += [
+            keras.layers.Conv2D(filters, 3, padding="same"),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+        ]
+        if block < pooled_blocks:
+            layers.append(keras.layers.MaxPooling2D(2))
+    if flatten:
+        layers.append(keras.layers.Flatten())
+    return keras.Sequential(layers, name=name)
+
+
+def resnet12(filters=(64, 160, 320, 640), input_shape=(84, 84, 3), name="resnet12"):
+    """ResNet-12 (Oreshkin et al. 2018; Lee et al. 2019): `[N, *input_shape]` →
+    `[N, filters[-1]]` features.
+
+    Four residual blocks; each has three 3×3 convolutions with batch norm
+    (leaky ReLU 0.1 between them), a 1×1 convolution + batch norm shortcut,
+    a leaky ReLU after the sum and 2×2 max-pooling. Global average pooling
+    gives the embedding. DropBlock regularisation is not included.
+
+    Args:
+      filters: channels of the four blocks.
+      input_shape: feature shape of one example (84×84×3 for miniImageNet,
+        28×28×1 for Omniglot).
+    """
+    if len(filters) != 4 or not all(isinstance(f, int) and f > 0 for f in filters):
+        raise ValueError(f"`filters` must be four positive ints; received {filters!r}.")
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block, width in enumerate(filters):
+        shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"block{block}_shortcut")(x)
+        shortcut = keras.layers.BatchNormalization(name=f"block{block}_shortcut_bn")(shortcut)
+        for conv in range(3):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
+                                    name=f"block{block}_conv{conv}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            if conv < 2:
+                x = keras.layers.LeakyReLU(0.1)(x)
+        x = keras.layers.LeakyReLU(0.1)(keras.layers.Add()([x, shortcut]))
+        x = keras.layers.MaxPooling2D(2, padding="same")(x)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, outputs, name=name)
