@@ -35,19 +35,8 @@ def _check_equal(what, a, b):
         raise ValueError(f"{what}: expected {a}, received {b}.")
 
 
-def validate_inputs(inputs):
-    """Checks the structure and static shapes of an episode's `inputs`.
-
-    Args:
-      inputs: dict with `support_x` `[T, S, ...]`, `support_y` `[T, S]` or
-        `[T, S, out]`, `query_x` `[T, Q, ...]`.
-
-    Returns:
-      The same dict with every value converted to a tensor.
-
-    Raises:
-      ValueError / TypeError naming the offending key and what was expected.
-    """
+def check_keys(inputs):
+    """Checks that `inputs` is a dict with exactly the episode keys."""
     if not isinstance(inputs, dict):
         raise TypeError(
             "`inputs` must be a dict with keys "
@@ -64,6 +53,22 @@ def validate_inputs(inputs):
         raise ValueError(
             f"Episode `inputs` has unknown key(s) {unknown}; expected only {list(KEYS)}."
         )
+
+
+def validate_inputs(inputs):
+    """Checks the structure and static shapes of an episode's `inputs`.
+
+    Args:
+      inputs: dict with `support_x` `[T, S, ...]`, `support_y` `[T, S]` or
+        `[T, S, out]`, `query_x` `[T, Q, ...]`.
+
+    Returns:
+      The same dict with every value converted to a tensor.
+
+    Raises:
+      ValueError / TypeError naming the offending key and what was expected.
+    """
+    check_keys(inputs)
     tensors = {k: tf.convert_to_tensor(inputs[k]) for k in KEYS}
     sx, sy, qx = (tensors[k] for k in KEYS)
     for key in (SUPPORT_X, QUERY_X):
@@ -119,14 +124,16 @@ def validate_targets(inputs, query_y):
     return query_y
 
 
-def label_range_assertion(labels, num_classes, name):
-    """Asserts `0 <= labels < num_classes` at run time; returns the op (or None)."""
-    if not labels.dtype.is_integer:
-        return None
-    message = f"{ERROR_MARKER}`{name}` must hold labels in [0, {num_classes}) for a learner with {num_classes} outputs"
-    lower = tf.debugging.assert_non_negative(labels, message=message)
-    upper = tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype), message=message)
-    return [lower, upper]
+def checked_labels(labels, num_classes, name):
+    """`labels` (int) made to depend on a run-time check `0 <= labels < num_classes`."""
+    message = (f"{ERROR_MARKER}`{name}` must hold labels in [0, {num_classes}) "
+               f"for a learner with {num_classes} outputs")
+    checks = [
+        tf.debugging.assert_non_negative(labels, message=message),
+        tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype), message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(labels)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ class MetaModel(keras.Model):
         Args:
           input_shape: dict of shapes, `support_x` being `[T, S, *features]`.
         """
+        episode.check_keys(input_shape)
         self.feature_shape = tuple(input_shape[episode.SUPPORT_X])[2:]
         example = keras.KerasTensor((None, *self.feature_shape), dtype=self.compute_dtype)
         self.learner_output_shape = tuple(self.learner(example).shape)
@@ -51,9 +52,9 @@ class MetaModel(keras.Model):
     def call(self, inputs, training=False):
         inputs = episode.validate_inputs(inputs)
         with episode.assertions_as_value_errors():
-            self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
+            support_y = self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
             return self.adapt_and_predict(
-                inputs[episode.SUPPORT_X], inputs[episode.SUPPORT_Y], inputs[episode.QUERY_X],
+                inputs[episode.SUPPORT_X], support_y, inputs[episode.QUERY_X],
                 training=training,
             )
 
@@ -75,17 +76,19 @@ class MetaModel(keras.Model):
 
     def check_labels(self, labels, name):
         """Checks `labels` (`support_y` or `query_y`) against `num_outputs`:
-        int labels must lie in `[0, num_outputs)` (checked at run time), float
-        targets must have `num_outputs` values on their last axis."""
+        int labels must lie in `[0, num_outputs)` (checked at run time, before
+        anything uses them), float targets must have `num_outputs` values on
+        their last axis. Returns the labels to use."""
         if self.num_outputs is None:
-            return
+            return labels
         if labels.dtype.is_integer:
-            episode.label_range_assertion(labels, self.num_outputs, name)
-        elif labels.shape.rank is not None and labels.shape[-1] not in (None, self.num_outputs):
+            return episode.checked_labels(labels, self.num_outputs, name)
+        if labels.shape.rank is not None and labels.shape[-1] not in (None, self.num_outputs):
             raise ValueError(
                 f"`{name}` must have {self.num_outputs} target values on its last axis "
                 f"(the learner's outputs); received shape {labels.shape}."
             )
+        return labels
 
     def map_tasks(self, fn, tasks):
         """Applies `fn` to each task of `tasks` (a tuple of `[T, ...]` tensors).
@@ -101,8 +104,7 @@ class MetaModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if x is not None and y is not None:
             inputs = episode.validate_inputs(x)
-            y = episode.validate_targets(inputs, y)
-            self.check_labels(y, "query_y")
+            y = self.check_labels(episode.validate_targets(inputs, y), "query_y")
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
 
     def train_step(self, data):
