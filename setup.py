@@ -15,12 +15,13 @@ setuptools.setup(
     license="Apache-2.0",
     packages=setuptools.find_packages(include=["keras_meta", "keras_meta.*"]),
     include_package_data=True,
-    package_data={"keras_meta.data": ["omniglot_minimal/*"]},
+    package_data={"keras_meta.data.omniglot_minimal": ["*.zip", "LICENSE", "README.md"]},
     python_requires=">=3.10,<3.13",
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3",
         "tensorflow-datasets",
+        "importlib_resources",  # TFDS imports it to prepare datasets defined outside TFDS
         "absl-py",
         "numpy",
         "matplotlib",

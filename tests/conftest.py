@@ -19,3 +19,6 @@ def float64():
     finally:
         keras.config.set_floatx(previous_floatx)
         keras.config.set_dtype_policy(previous_policy)
+
+
+from tests.data_fixtures import omniglot_data_dir, omniglot_reference  # noqa: E402,F401

@@ -1,0 +1,105 @@
+"""Omniglot episodes with the standard protocol, and the Omniglot preprocessing.
+
+Pixel convention (everywhere in keras_meta): an Omniglot image is float32
+`[28, 28, 1]` in [0, 1] with strokes = 1 and background = 0. The PNGs are
+black strokes on white, so pixels are inverted (as the MAML reference
+implementation does), then the 105×105 drawing is downsampled to 28×28 with
+an antialiasing (area-scaled bilinear) filter.
+
+Class splits:
+- `source="omniglot_minimal"` (default, offline; the packaged TFDS builder),
+  by alphabet: train = Balinese, Early_Aramaic, Greek, Korean,
+  Japanese_(katakana) (157 characters, ×4 with rotations); validation = Latin
+  (26); test = Sanskrit, Tagalog (59).
+- `source="omniglot"` (TFDS's full Omniglot, needs the network once): the
+  MAML paper's character split of all 1,623 characters, irrespective of
+  alphabet: 1,200 for meta-training, of which the MAML reference code holds
+  out 100 for validation, and the remaining 423 for test. Characters are
+  shuffled by `np.random.RandomState(1).permutation(1623)` (a frozen numpy
+  stream): train = the first 1,100, validation = the next 100, test = the
+  last 423.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_meta.data import sampling
+from keras_meta.data.omniglot_minimal import builder
+
+IMAGE_SIZE = 28
+
+MINIMAL_SPLIT = {
+    "train": ("Balinese", "Early_Aramaic", "Greek", "Korean", "Japanese_(katakana)"),
+    "validation": ("Latin",),
+    "test": ("Sanskrit", "Tagalog"),
+}
+SPLITS = tuple(MINIMAL_SPLIT)
+SOURCES = ("omniglot_minimal", "omniglot")
+
+MAML_SPLIT_SEED = 1
+MAML_SPLIT_SIZES = {"train": 1100, "validation": 100, "test": 423}
+
+
+def maml_character_split():
+    """The full-Omniglot character split: `{split: sorted labels}` (1100 / 100 / 423)."""
+    order = np.random.RandomState(MAML_SPLIT_SEED).permutation(builder.NUM_CHARACTERS)
+    ends = np.cumsum(list(MAML_SPLIT_SIZES.values()))
+    parts = np.split(order, ends[:-1])
+    return {name: tuple(sorted(part.tolist())) for name, part in zip(MAML_SPLIT_SIZES, parts)}
+
+
+def omniglot_preprocess(image):
+    """An Omniglot drawing as the model sees it.
+
+    Args:
+      image: uint8 `[H, W, C]` or `[N, H, W, C]`, any size, `C` = 1 or 3,
+        black strokes on white (as the Omniglot PNGs and TFDS give them).
+
+    Returns:
+      float32 `[28, 28, 1]` (or `[N, 28, 28, 1]`) in [0, 1], strokes = 1.
+    """
+    image = tf.convert_to_tensor(image)
+    if image.dtype != tf.uint8:
+        raise ValueError(f"`image` must be uint8; received dtype {image.dtype.name}.")
+    if image.shape.rank not in (3, 4) or image.shape[-1] not in (1, 3):
+        raise ValueError(
+            "`image` must have shape [H, W, C] or [N, H, W, C] with C = 1 or 3; received "
+            f"shape {image.shape}."
+        )
+    ink = 1.0 - tf.image.convert_image_dtype(image, tf.float32)
+    if image.shape[-1] == 3:
+        ink = tf.image.rgb_to_grayscale(ink)
+    resized = tf.image.resize(ink, (IMAGE_SIZE, IMAGE_SIZE), method="bilinear", antialias=True)
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
+def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size=32, seed=0,
+                      rotations=None, source="omniglot_minimal", data_dir=None):
+    """Omniglot episodes of `split` ("train", "validation" or "test").
+
+    Args:
+      split: which class split to draw from (see the module docstring).
+      ways, shots, query_shots, meta_batch_size, seed: as `km.data.episodes`.
+      rotations: rotations by 90° as new classes; by default on for "train"
+        only (the MAML protocol).
+      source: "omniglot_minimal" (packaged, offline) or "omniglot" (TFDS).
+      data_dir: TFDS data directory (TFDS's default when None).
+
+    Returns:
+      A `tf.data.Dataset` of episodes with images `[28, 28, 1]` (see
+      `km.data.episodes`).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {list(SPLITS)}; received {split!r}.")
+    if source not in SOURCES:
+        raise ValueError(f"`source` must be one of {list(SOURCES)}; received {source!r}.")
+    if rotations is None:
+        rotations = split == "train"
+    if source == "omniglot_minimal":
+        selection = dict(classes=MINIMAL_SPLIT, group_by="alphabet", tfds_split="train")
+    else:
+        selection = dict(classes=maml_character_split(), tfds_split="train+test")
+    return sampling.episodes(
+        source, ways=ways, shots=shots, query_shots=query_shots,
+        meta_batch_size=meta_batch_size, split=split, seed=seed, rotations=rotations,
+        preprocess=omniglot_preprocess, data_dir=data_dir, **selection)
