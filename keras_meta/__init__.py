@@ -1,11 +1,11 @@
 """keras_meta: meta-learning for Keras 3 on TensorFlow."""
 
-from keras_meta import data, learners
+from keras_meta import data, learners, stats
 from keras_meta.algorithms import FOMAML, MAML
 from keras_meta.algorithms import MatchingNet, ProtoNet, RelationNet
 from keras_meta.meta_model import MetaModel
 
 __version__ = "0.1.0"
 
-__all__ = ["MetaModel", "MAML", "FOMAML", "data", "learners"]
+__all__ = ["MetaModel", "MAML", "FOMAML", "data", "learners", "stats"]
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet"]
