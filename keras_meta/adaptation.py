@@ -64,8 +64,16 @@ def sgd_update(learning_rate):
     return update
 
 
+def batch_for_step(support_x, support_y, step, batch_size):
+    """The `step`-th mini-batch of `batch_size` support examples, cycling
+    through the support set in order (wrapping around its end)."""
+    size = tf.shape(support_x)[0]
+    indices = tf.math.floormod(step * batch_size + tf.range(batch_size), size)
+    return tf.gather(support_x, indices), tf.gather(support_y, indices)
+
+
 def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
-          first_order=False, adapted=None):
+          first_order=False, adapted=None, batch_size=None):
     """Runs `steps` gradient steps on one task's support set.
 
     Args:
@@ -80,6 +88,8 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
       first_order: if True, the inner gradients are treated as constants.
       adapted: optional list of bools, one per weight; weights marked False
         keep their value (ANIL adapts only the head).
+      batch_size: if set, step `k` uses the `k`-th mini-batch of this many
+        support examples (`batch_for_step`) instead of the whole support set.
 
     Returns:
       The trajectory: a list of `steps + 1` weight lists, `trajectory[0]` being
@@ -91,10 +101,13 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
     trajectory = [list(weights)]
     current = list(weights)
     for step in range(steps):
+        x, y = support_x, support_y
+        if batch_size is not None:
+            x, y = batch_for_step(support_x, support_y, step, batch_size)
         moving = [current[i] for i in indices]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(moving)
-            loss = loss_fn(support_y, forward(current, support_x))
+            loss = loss_fn(y, forward(current, x))
         grads = tape.gradient(loss, moving, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         if first_order:
             grads = [tf.stop_gradient(g) for g in grads]

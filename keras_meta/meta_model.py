@@ -50,13 +50,18 @@ class MetaModel(keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
-        inputs = episode.validate_inputs(inputs)
         with episode.assertions_as_value_errors():
-            support_y = self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
-            return self.adapt_and_predict(
-                inputs[episode.SUPPORT_X], support_y, inputs[episode.QUERY_X],
-                training=training,
-            )
+            return self.adapt_and_predict(*self.episode_tensors(inputs), training=training)
+
+    def episode_tensors(self, inputs):
+        """Validates an episode's `inputs` (building the model if needed) and
+        returns `(support_x, support_y, query_x)`, `support_y` checked by
+        `check_labels`."""
+        inputs = episode.validate_inputs(inputs)
+        if not self.built:
+            self.build({key: value.shape for key, value in inputs.items()})
+        support_y = self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
+        return inputs[episode.SUPPORT_X], support_y, inputs[episode.QUERY_X]
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         """Abstract: query predictions `[T, Q, ...]` for a batch of tasks.
@@ -90,15 +95,17 @@ class MetaModel(keras.Model):
             )
         return labels
 
-    def map_tasks(self, fn, tasks):
+    def map_tasks(self, fn, tasks, output_signature=None):
         """Applies `fn` to each task of `tasks` (a tuple of `[T, ...]` tensors).
 
         Tasks run as iterations of one `tf.map_fn` loop, so the graph does not
         grow with the meta-batch size and independent tasks may run
-        concurrently.
+        concurrently. `output_signature` (default: one tensor of the model's
+        compute dtype) describes `fn`'s per-task result, as in `tf.map_fn`.
         """
         return tf.map_fn(
-            lambda task: fn(*task), tasks, fn_output_signature=self.compute_dtype
+            lambda task: fn(*task), tasks,
+            fn_output_signature=output_signature or self.compute_dtype,
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -108,26 +115,37 @@ class MetaModel(keras.Model):
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
 
     def train_step(self, data):
-        """One meta-iteration on a meta-batch of `T` tasks.
-
-        The outer tape records the inner adaptation of every task (its inner
-        tapes included), the query predictions and the meta-loss; its gradient
-        with respect to the initial weights is the meta-gradient.
-        """
+        """One meta-iteration on a meta-batch of `T` tasks: meta-gradients,
+        one update of the compiled optimizer, metrics on the query predictions."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
-            self._loss_tracker.update_state(
-                _unscale_for_distribution(loss),
-                sample_weight=tf.shape(x[episode.SUPPORT_X])[0],
-            )
-            scaled_loss = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
+        self._loss_tracker.update_state(
+            _unscale_for_distribution(loss), sample_weight=tf.shape(x[episode.SUPPORT_X])[0])
         self.optimizer.apply(grads, self.trainable_variables)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def meta_gradients(self, x, y, sample_weight=None):
+        """Gradients of the meta-loss with respect to `trainable_variables`.
+
+        The outer tape records the inner adaptation of every task (its inner
+        tapes included), the query predictions and the meta-loss, so the
+        gradient with respect to the initial weights is the exact meta-gradient.
+
+        Returns:
+          `(grads, y_pred, loss)`: one gradient per trainable variable, the
+          query predictions `[T, Q, ...]` and the scalar meta-loss.
+        """
+        with tf.GradientTape() as tape:
+            y_pred, loss = self.meta_loss(x, y, sample_weight)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        return tape.gradient(scaled_loss, self.trainable_variables), y_pred, loss
+
+    def meta_loss(self, x, y, sample_weight=None):
+        """Query predictions `[T, Q, ...]` of the meta-batch and the meta-loss."""
+        y_pred = self(x, training=True)
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                  training=True)
+        return y_pred, loss
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:

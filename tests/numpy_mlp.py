@@ -36,28 +36,43 @@ def mse_grad(params, x, y):
     return grads
 
 
-def adapt(params, x, y, lr, steps):
-    for _ in range(steps):
-        params = [p - lr * g for p, g in zip(params, mse_grad(params, x, y))]
+def adapt(params, x, y, lr, steps, adapted=None, batch_size=None):
+    """`steps` SGD steps on (x, y). `lr`: a number, or one array per parameter
+    (Meta-SGD); `adapted`: indices of the parameters that move (default all);
+    `batch_size`: step k uses examples k·b … k·b + b − 1 (cyclically)."""
+    rates = lr if isinstance(lr, (list, tuple)) else [lr] * len(params)
+    moving = range(len(params)) if adapted is None else adapted
+    for step in range(steps):
+        xb, yb = x, y
+        if batch_size is not None:
+            rows = (step * batch_size + np.arange(batch_size)) % len(x)
+            xb, yb = x[rows], y[rows]
+        grads = mse_grad(params, xb, yb)
+        params = [p - rates[i] * grads[i] if i in moving else p for i, p in enumerate(params)]
     return params
 
 
-def meta_loss(params, tasks, lr, steps):
+def meta_loss(params, tasks, lr, steps, adapted=None):
     """Mean over tasks of the query MSE after `steps` inner SGD steps."""
-    return np.mean([mse(adapt(params, sx, sy, lr, steps), qx, qy) for sx, sy, qx, qy in tasks])
+    return np.mean([mse(adapt(params, sx, sy, lr, steps, adapted), qx, qy)
+                    for sx, sy, qx, qy in tasks])
 
 
-def finite_difference_grad(params, tasks, lr, steps, eps=1e-6):
-    """Central finite differences of `meta_loss`, element by element."""
+def finite_difference(f, arrays, eps=1e-6):
+    """Central finite differences of the scalar `f(arrays)` for every element."""
     grads = []
-    for k, p in enumerate(params):
-        g = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            shifted = [q.copy() for q in params]
-            shifted[k][idx] = p[idx] + eps
-            plus = meta_loss(shifted, tasks, lr, steps)
-            shifted[k][idx] = p[idx] - eps
-            minus = meta_loss(shifted, tasks, lr, steps)
-            g[idx] = (plus - minus) / (2 * eps)
+    for k, a in enumerate(arrays):
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            shifted = [b.copy() for b in arrays]
+            shifted[k][idx] = a[idx] + eps
+            plus = f(shifted)
+            shifted[k][idx] = a[idx] - eps
+            g[idx] = (plus - f(shifted)) / (2 * eps)
         grads.append(g)
     return grads
+
+
+def finite_difference_grad(params, tasks, lr, steps, adapted=None):
+    """Finite-difference meta-gradient with respect to the initial weights."""
+    return finite_difference(lambda p: meta_loss(p, tasks, lr, steps, adapted), params)

@@ -82,7 +82,9 @@ class MAML(MetaModel):
     # The parts an algorithm may override -----------------------------------
 
     def inner_update(self):
-        """The update rule `update(weights, grads, step)` of the inner loop."""
+        """The update rule `update(weights, grads, step)` of the inner loop,
+        built once per meta-batch (read meta-parameters here, outside the
+        per-task loop)."""
         return adaptation.sgd_update(self.inner_lr)
 
     def adapted_weights(self):
@@ -100,9 +102,10 @@ class MAML(MetaModel):
 
     # The engine ----------------------------------------------------------
 
-    def adapt(self, weights, frozen, support_x, support_y, steps):
-        """Adapts `weights` on one task's support set; returns the trajectory
-        of `steps + 1` weight lists (see `adaptation.adapt`)."""
+    def adapt(self, weights, frozen, support_x, support_y, steps, update, batch_size=None):
+        """Adapts `weights` on one task's support set with the update rule
+        `update`; returns the trajectory of `steps + 1` weight lists (see
+        `adaptation.adapt`)."""
         return adaptation.adapt(
             lambda w, x: self.functional_learner(w, frozen, x),
             self.inner_loss,
@@ -110,17 +113,19 @@ class MAML(MetaModel):
             support_x,
             support_y,
             steps=steps,
-            update=self.inner_update(),
+            update=update,
             first_order=self.first_order,
             adapted=self.adapted_weights(),
+            batch_size=batch_size,
         )
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         steps = self.inner_steps if training else self.eval_inner_steps
         weights, frozen = self.functional_learner.initial_weights()
+        update = self.inner_update()
 
         def task(task_support_x, task_support_y, task_query_x):
-            adapted = self.adapt(weights, frozen, task_support_x, task_support_y, steps)[-1]
+            adapted = self.adapt(weights, frozen, task_support_x, task_support_y, steps, update)[-1]
             return self.functional_learner(adapted, frozen, task_query_x)
 
         return self.map_tasks(task, (support_x, support_y, query_x))

@@ -1,0 +1,63 @@
+"""Reptile (Nichol, Achiam & Schulman, 2018)."""
+
+import keras
+import tensorflow as tf
+
+from keras_meta import episode
+from keras_meta.algorithms.maml import MAML
+
+
+@keras.saving.register_keras_serializable(package="keras_meta")
+class Reptile(MAML):
+    """Reptile: move the initialization towards each task's adapted weights.
+
+    Each task adapts from θ for `inner_steps` SGD steps on its support set
+    (whole, or `inner_batch_size` examples per step, cycling through it),
+    giving φ_task. The outer "gradient" handed to the compiled optimizer is
+    `θ − mean_tasks(φ_task)`, so `SGD(learning_rate=ε)` is the classic update
+    `θ ← θ + ε (mean φ − θ)`, and Adam works too. No second-order terms are
+    computed. The reported loss and metrics are those of the query set at φ.
+    At evaluation Reptile adapts like MAML (`eval_inner_steps` SGD steps on
+    the whole support set).
+
+    Args:
+      learner, inner_lr, inner_steps, eval_inner_steps: as in `MAML`.
+      inner_batch_size: support examples per inner step during training;
+        None uses the whole support set.
+    """
+
+    def __init__(self, learner, inner_lr=0.001, inner_steps=5, eval_inner_steps=None,
+                 inner_batch_size=None, **kwargs):
+        if inner_batch_size is not None and (
+                isinstance(inner_batch_size, bool) or not isinstance(inner_batch_size, int)
+                or inner_batch_size < 1):
+            raise ValueError(f"`inner_batch_size` must be None or an int >= 1; "
+                             f"received {inner_batch_size!r}.")
+        kwargs.pop("first_order", None)
+        super().__init__(learner, inner_lr=inner_lr, inner_steps=inner_steps,
+                         eval_inner_steps=eval_inner_steps, first_order=True, **kwargs)
+        self.inner_batch_size = inner_batch_size
+
+    def meta_gradients(self, x, y, sample_weight=None):
+        with episode.assertions_as_value_errors():
+            tasks = self.episode_tensors(x)
+        weights, frozen = self.functional_learner.initial_weights()
+        update = self.inner_update()
+
+        def task(task_support_x, task_support_y, task_query_x):
+            adapted = self.adapt(weights, frozen, task_support_x, task_support_y,
+                                 self.inner_steps, update, self.inner_batch_size)[-1]
+            return [self.functional_learner(adapted, frozen, task_query_x), *adapted]
+
+        signature = [tf.TensorSpec(None, self.compute_dtype)]
+        signature += [tf.TensorSpec(w.shape, w.dtype) for w in weights]
+        y_pred, *adapted = self.map_tasks(task, tasks, signature)
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                  training=True)
+        grads = [w - tf.reduce_mean(a, axis=0) for w, a in zip(weights, adapted)]
+        return grads, y_pred, loss
+
+    def get_config(self):
+        config = super().get_config()
+        del config["first_order"]
+        return {**config, "inner_batch_size": self.inner_batch_size}
