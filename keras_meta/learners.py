@@ -37,15 +37,23 @@ def conv4(ways, filters=64, input_shape=(28, 28, 1), name="conv4"):
     return keras.Sequential(layers, name=name)
 
 
+# Moving-statistics momentum of the embeddings' batch norm: PyTorch's default
+# (momentum 0.1 there), which the metric-learning references use. Keras's 0.99
+# leaves the statistics far from the data after a short run.
+BATCH_NORM_MOMENTUM = 0.9
+
+
 def conv4_embedding(filters=64, input_shape=(28, 28, 1), pooled_blocks=4, flatten=True,
                     name="conv4_embedding"):
     """The conv4 body without its classifier, the metric learners' embedding.
 
     Four blocks of 3×3 convolution (`filters` channels), batch norm and ReLU;
-    the first `pooled_blocks` end with 2×2 max-pooling. With 28×28 inputs and
-    all four blocks pooled, `[N, 28, 28, 1]` → `[N, filters]` (ProtoNet,
+    the first `pooled_blocks` end with 2×2 max-pooling. With 28×28 inputs
+    and all four blocks pooled, `[N, 28, 28, 1]` → `[N, filters]` (ProtoNet,
     Matching Networks); Relation Networks use `pooled_blocks=2,
     flatten=False`: `[N, 28, 28, 1]` → `[N, 7, 7, filters]` feature maps.
+    Batch norm's moving statistics (used outside `fit`) have momentum
+    `BATCH_NORM_MOMENTUM`.
 
     Args:
       filters: channels of every convolution.
@@ -59,7 +67,7 @@ def conv4_embedding(filters=64, input_shape=(28, 28, 1), pooled_blocks=4, flatte
     for block in range(4):
         layers += [
             keras.layers.Conv2D(filters, 3, padding="same"),
-            keras.layers.BatchNormalization(),
+            keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM),
             keras.layers.ReLU(),
         ]
         if block < pooled_blocks:
@@ -76,7 +84,8 @@ def resnet12(filters=(64, 160, 320, 640), input_shape=(84, 84, 3), name="resnet1
     Four residual blocks; each has three 3×3 convolutions with batch norm
     (leaky ReLU 0.1 between them), a 1×1 convolution + batch norm shortcut,
     a leaky ReLU after the sum and 2×2 max-pooling. Global average pooling
-    gives the embedding. DropBlock regularisation is not included.
+    gives the embedding. Batch norm as in `conv4_embedding`. DropBlock
+    regularisation is not included.
 
     Args:
       filters: channels of the four blocks.
@@ -89,11 +98,13 @@ def resnet12(filters=(64, 160, 320, 640), input_shape=(84, 84, 3), name="resnet1
     x = inputs
     for block, width in enumerate(filters):
         shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"block{block}_shortcut")(x)
-        shortcut = keras.layers.BatchNormalization(name=f"block{block}_shortcut_bn")(shortcut)
+        shortcut = keras.layers.BatchNormalization(
+            momentum=BATCH_NORM_MOMENTUM, name=f"block{block}_shortcut_bn")(shortcut)
         for conv in range(3):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False,
                                     name=f"block{block}_conv{conv}")(x)
-            x = keras.layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = keras.layers.BatchNormalization(
+                momentum=BATCH_NORM_MOMENTUM, name=f"block{block}_bn{conv}")(x)
             if conv < 2:
                 x = keras.layers.LeakyReLU(0.1)(x)
         x = keras.layers.LeakyReLU(0.1)(keras.layers.Add()([x, shortcut]))

@@ -1,0 +1,87 @@
+"""Ordinary labelled batches of a class split: every class jointly, with
+labels `0..num_classes-1` over the whole split (episodes relabel classes per
+task). This is the data of the transfer-learning baselines
+(`km.baselines.FineTune` pre-trains on it)."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_meta.data import checks, class_split, image_table, omniglot, sampling
+
+
+def labelled_batches(source, *, batch_size, classes=None, split=None, group_by=None, seed=0,
+                     rotations=False, image_size=None, preprocess=None, tfds_split="train",
+                     data_dir=None, image_key="image", label_key="label"):
+    """An infinite, shuffled, seeded stream of labelled batches.
+
+    Classes are selected as by `km.data.episodes` (same arguments), so the
+    classes of `split` here are exactly those its episodes draw from.
+
+    Args:
+      source, classes, split, group_by, rotations, image_size, preprocess,
+        tfds_split, data_dir, image_key, label_key: as `km.data.episodes`.
+      batch_size: examples per batch.
+      seed: shuffling seed.
+
+    Returns:
+      `(dataset, num_classes)`: batches `(images [batch_size, H, W, C]
+      float32, labels [batch_size] int32)`. Class `j` is the `j`-th selected
+      class in sorted label order; with rotations, class `j` in
+      `0..4K-1` is class `j % K` turned `j // K` quarter turns (as `np.rot90`).
+    """
+    checks.check_int("batch_size", batch_size, minimum=1)
+    checks.check_int("seed", seed)
+    if not isinstance(rotations, bool):
+        raise ValueError(f"`rotations` must be a bool; received {rotations!r}.")
+    table = image_table.load_image_table(
+        source, preprocess=preprocess, image_size=checks.check_image_size(image_size),
+        tfds_split=tfds_split, data_dir=data_dir, image_key=image_key, label_key=label_key,
+        group_by=group_by)
+    pool = sampling.ClassPool(table, class_split.select_classes(table, classes, split, group_by))
+    images = pool.images
+    labels = np.repeat(np.arange(pool.num_classes, dtype=np.int32), pool.counts)
+    num_classes = pool.num_classes
+    if rotations:
+        if images.shape[1] != images.shape[2]:
+            raise ValueError(f"`rotations` needs square images; they are {images.shape[1:3]}.")
+        turns = range(sampling.QUARTER_TURNS)
+        images = np.concatenate([np.rot90(images, k, axes=(1, 2)) for k in turns])
+        labels = np.concatenate([labels + k * num_classes for k in turns])
+        num_classes *= sampling.QUARTER_TURNS
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .shuffle(len(labels), seed=seed)
+        .repeat()
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return dataset, num_classes
+
+
+def omniglot_batches(split, *, batch_size, seed=0, rotations=None, source="omniglot_minimal",
+                     data_dir=None):
+    """Labelled Omniglot batches of `split`, with the classes and preprocessing
+    of `km.data.omniglot_episodes(split, ...)`.
+
+    Args:
+      split: "train", "validation" or "test".
+      batch_size, seed: as `labelled_batches`.
+      rotations: rotations by 90° as new classes; by default on for "train".
+      source, data_dir: as `km.data.omniglot_episodes`.
+
+    Returns:
+      `(dataset, num_classes)` (see `labelled_batches`); images `[28, 28, 1]`.
+    """
+    if split not in omniglot.SPLITS:
+        raise ValueError(f"`split` must be one of {list(omniglot.SPLITS)}; received {split!r}.")
+    if source not in omniglot.SOURCES:
+        raise ValueError(f"`source` must be one of {list(omniglot.SOURCES)}; received {source!r}.")
+    if rotations is None:
+        rotations = split == "train"
+    if source == "omniglot_minimal":
+        selection = dict(classes=omniglot.MINIMAL_SPLIT, group_by="alphabet", tfds_split="train")
+    else:
+        selection = dict(classes=omniglot.maml_character_split(), tfds_split="train+test")
+    return labelled_batches(
+        source, batch_size=batch_size, split=split, seed=seed, rotations=rotations,
+        preprocess=omniglot.omniglot_preprocess, data_dir=data_dir, **selection)
