@@ -82,6 +82,7 @@ class MatchingNet(metric.MetricModel):
 
     def attention(self, support_x, query_x, training=False):
         """Attention of every query on every support example, `[T, Q, S]`."""
+        support_x, query_x = tf.convert_to_tensor(support_x), tf.convert_to_tensor(query_x)
         return tf.nn.softmax(self.similarities(support_x, query_x, training=training), axis=-1)
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
