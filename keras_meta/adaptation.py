@@ -59,7 +59,8 @@ def sgd_update(learning_rate):
 
     def update(weights, grads, step):
         del step
-        return [w - as_dtype(learning_rate, w.dtype) * g for w, g in zip(weights, grads)]
+        return [w if g is None else w - as_dtype(learning_rate, w.dtype) * g
+                for w, g in zip(weights, grads)]
 
     return update
 
@@ -83,8 +84,9 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
       support_x: `[S, *features]`.
       support_y: `[S]` labels or `[S, out]` targets.
       steps: number of inner steps (a Python int ≥ 0).
-      update: `update(weights, grads, step)` → new list of weights, for the
-        adapted weights only (see `adapted`).
+      update: `update(weights, grads, step)` → the weights after step `step`
+        (0-based); `weights` and `grads` hold every weight, `grads[i]` being
+        None for a weight that does not adapt (see `adapted`).
       first_order: if True, the inner gradients are treated as constants.
       adapted: optional list of bools, one per weight; weights marked False
         keep their value (ANIL adapts only the head).
@@ -108,11 +110,11 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(moving)
             loss = loss_fn(y, forward(current, x))
-        grads = tape.gradient(loss, moving, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        if first_order:
-            grads = [tf.stop_gradient(g) for g in grads]
-        current = list(current)
-        for i, new in zip(indices, update(moving, grads, step)):
-            current[i] = new
+        moving_grads = tape.gradient(loss, moving,
+                                     unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grads = [None] * len(current)
+        for i, g in zip(indices, moving_grads):
+            grads[i] = tf.stop_gradient(g) if first_order else g
+        current = update(current, grads, step)
         trajectory.append(current)
     return trajectory

@@ -138,7 +138,12 @@ class MetaModel(keras.Model):
         with tf.GradientTape() as tape:
             y_pred, loss = self.meta_loss(x, y, sample_weight)
             scaled_loss = self.optimizer.scale_loss(loss)
-        return tape.gradient(scaled_loss, self.trainable_variables), y_pred, loss
+        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        # A variable the meta-loss does not use (e.g. one replaced by a
+        # per-step copy) gets a zero gradient.
+        grads = [tf.zeros(v.shape, v.dtype) if g is None else g
+                 for g, v in zip(grads, self.trainable_variables)]
+        return grads, y_pred, loss
 
     def meta_loss(self, x, y, sample_weight=None):
         """Query predictions `[T, Q, ...]` of the meta-batch and the meta-loss."""

@@ -37,12 +37,14 @@ def mse_grad(params, x, y):
 
 
 def adapt(params, x, y, lr, steps, adapted=None, batch_size=None):
-    """`steps` SGD steps on (x, y). `lr`: a number, or one array per parameter
-    (Meta-SGD); `adapted`: indices of the parameters that move (default all);
+    """`steps` SGD steps on (x, y). `lr`: a number, one array per parameter
+    (Meta-SGD), or a function of the step returning either (MAML++);
+    `adapted`: indices of the parameters that move (default all);
     `batch_size`: step k uses examples k·b … k·b + b − 1 (cyclically)."""
-    rates = lr if isinstance(lr, (list, tuple)) else [lr] * len(params)
     moving = range(len(params)) if adapted is None else adapted
     for step in range(steps):
+        rates = lr(step) if callable(lr) else lr
+        rates = rates if isinstance(rates, (list, tuple)) else [rates] * len(params)
         xb, yb = x, y
         if batch_size is not None:
             rows = (step * batch_size + np.arange(batch_size)) % len(x)

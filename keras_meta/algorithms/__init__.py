@@ -2,11 +2,12 @@
 
 from keras_meta.algorithms.anil import ANIL
 from keras_meta.algorithms.maml import FOMAML, MAML
+from keras_meta.algorithms.maml_plus_plus import MAMLPlusPlus
 from keras_meta.algorithms.meta_sgd import MetaSGD
 from keras_meta.algorithms.reptile import Reptile
 from keras_meta.algorithms.matching import MatchingNet
 from keras_meta.algorithms.protonet import ProtoNet
 from keras_meta.algorithms.relation import RelationMSE, RelationNet
 
-__all__ = ["MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL"]
+__all__ = ["MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus"]
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet", "RelationMSE"]

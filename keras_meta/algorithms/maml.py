@@ -81,6 +81,10 @@ class MAML(MetaModel):
 
     # The parts an algorithm may override -----------------------------------
 
+    def initial_weights(self):
+        """θ: the (trainable, non-trainable) weight tensors adaptation starts from."""
+        return self.functional_learner.initial_weights()
+
     def inner_update(self):
         """The update rule `update(weights, grads, step)` of the inner loop,
         built once per meta-batch (read meta-parameters here, outside the
@@ -121,7 +125,7 @@ class MAML(MetaModel):
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         steps = self.inner_steps if training else self.eval_inner_steps
-        weights, frozen = self.functional_learner.initial_weights()
+        weights, frozen = self.initial_weights()
         update = self.inner_update()
 
         def task(task_support_x, task_support_y, task_query_x):

@@ -41,7 +41,7 @@ class MetaSGD(MAML):
 
         def update(weights, grads, step):
             del step
-            return [w - r * g for w, r, g in zip(weights, rates, grads)]
+            return [w if g is None else w - r * g for w, r, g in zip(weights, rates, grads)]
 
         return update
 

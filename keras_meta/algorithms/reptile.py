@@ -41,7 +41,7 @@ class Reptile(MAML):
     def meta_gradients(self, x, y, sample_weight=None):
         with episode.assertions_as_value_errors():
             tasks = self.episode_tensors(x)
-        weights, frozen = self.functional_learner.initial_weights()
+        weights, frozen = self.initial_weights()
         update = self.inner_update()
 
         def task(task_support_x, task_support_y, task_query_x):
