@@ -92,7 +92,8 @@ def resnet12(filters=(64, 160, 320, 640), input_shape=(84, 84, 3), name="resnet1
       input_shape: feature shape of one example (84×84×3 for miniImageNet,
         28×28×1 for Omniglot).
     """
-    if len(filters) != 4 or not all(isinstance(f, int) and f > 0 for f in filters):
+    if (not isinstance(filters, (list, tuple)) or len(filters) != 4
+            or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in filters)):
         raise ValueError(f"`filters` must be four positive ints; received {filters!r}.")
     inputs = keras.Input(input_shape)
     x = inputs
