@@ -267,6 +267,9 @@ def test_bad_sources(omniglot_data_dir):
                                          r"available features: \['alphabet', 'alphabet_char_id', "
                                          r"'image', 'label'\]"):
         km.data.episodes("omniglot_minimal", label_key="digit", **common)
+    with pytest.raises(ValueError, match=r"`group_by`: 'script' is not a feature of `source`; "
+                                         r"available features: \['alphabet', "):
+        km.data.episodes("omniglot_minimal", group_by="script", **common)
     with pytest.raises(ValueError, match=r"`classes`: unknown alphabet 'Klingon'; available: "
                                          r"\['Balinese', .*'Tagalog'\]"):
         km.data.episodes("omniglot_minimal", classes=["Klingon"], group_by="alphabet", **common)

@@ -92,9 +92,9 @@ class ClassPool:
         keep = np.isin(table.labels, labels)
         order = np.argsort(table.labels[keep], kind="stable")
         self.images = table.images[keep][order]
-        self.labels, self.counts = np.unique(table.labels[keep][order], return_counts=True)
-        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int32)
-        self.counts = self.counts.astype(np.int32)
+        self.labels, counts = np.unique(table.labels[keep], return_counts=True)
+        self.counts = counts.astype(np.int32)
+        self.offsets = (np.cumsum(counts) - counts).astype(np.int32)
 
     @property
     def num_classes(self):
