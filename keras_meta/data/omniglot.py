@@ -74,33 +74,44 @@ def omniglot_preprocess(image):
     return tf.clip_by_value(ink / 255.0, 0.0, 1.0)
 
 
+def omniglot_selection(split, source="omniglot_minimal", rotations=None):
+    """The `km.data.episodes` arguments that select Omniglot's `split`.
+
+    Args:
+      split: "train", "validation" or "test" (see the module docstring).
+      source: "omniglot_minimal" (packaged, offline) or "omniglot" (TFDS).
+      rotations: rotations by 90° as new classes; by default on for "train"
+        only (the MAML protocol).
+
+    Returns:
+      A dict with `source`, `classes`, `split`, `group_by`, `tfds_split`,
+      `rotations` and `preprocess`.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {list(SPLITS)}; received {split!r}.")
+    if source not in SOURCES:
+        raise ValueError(f"`source` must be one of {list(SOURCES)}; received {source!r}.")
+    if source == "omniglot_minimal":
+        classes = dict(classes=MINIMAL_SPLIT, group_by="alphabet", tfds_split="train")
+    else:
+        classes = dict(classes=maml_character_split(), group_by=None, tfds_split="train+test")
+    return dict(source=source, split=split, preprocess=omniglot_preprocess,
+                rotations=split == "train" if rotations is None else rotations, **classes)
+
+
 def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size=32, seed=0,
                       rotations=None, source="omniglot_minimal", data_dir=None):
     """Omniglot episodes of `split` ("train", "validation" or "test").
 
     Args:
-      split: which class split to draw from (see the module docstring).
+      split, source, rotations: as `omniglot_selection`.
       ways, shots, query_shots, meta_batch_size, seed: as `km.data.episodes`.
-      rotations: rotations by 90° as new classes; by default on for "train"
-        only (the MAML protocol).
-      source: "omniglot_minimal" (packaged, offline) or "omniglot" (TFDS).
       data_dir: TFDS data directory (TFDS's default when None).
 
     Returns:
       A `tf.data.Dataset` of episodes with images `[28, 28, 1]` (see
       `km.data.episodes`).
     """
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {list(SPLITS)}; received {split!r}.")
-    if source not in SOURCES:
-        raise ValueError(f"`source` must be one of {list(SOURCES)}; received {source!r}.")
-    if rotations is None:
-        rotations = split == "train"
-    if source == "omniglot_minimal":
-        selection = dict(classes=MINIMAL_SPLIT, group_by="alphabet", tfds_split="train")
-    else:
-        selection = dict(classes=maml_character_split(), tfds_split="train+test")
     return sampling.episodes(
-        source, ways=ways, shots=shots, query_shots=query_shots,
-        meta_batch_size=meta_batch_size, split=split, seed=seed, rotations=rotations,
-        preprocess=omniglot_preprocess, data_dir=data_dir, **selection)
+        ways=ways, shots=shots, query_shots=query_shots, meta_batch_size=meta_batch_size,
+        seed=seed, data_dir=data_dir, **omniglot_selection(split, source, rotations))
