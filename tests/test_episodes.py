@@ -103,6 +103,22 @@ def test_classes_examples_labels_and_order_are_random():
     assert sorted_supports < 0.5 * tasks  # 4 query examples are sorted by label 1/6 of the time
 
 
+def test_source_is_read_once():
+    images, labels = synthetic([5] * 4)
+    reads = []
+
+    def examples():
+        for index in range(len(labels)):
+            reads.append(index)
+            yield images[index], labels[index]
+
+    dataset = tf.data.Dataset.from_generator(examples, output_signature=(
+        tf.TensorSpec((SIZE, SIZE, 1), tf.uint8), tf.TensorSpec((), tf.int64)))
+    stream = km.data.episodes(dataset, ways=2, shots=2, query_shots=2, meta_batch_size=4)
+    assert len(list(stream.take(20))) == 20
+    assert reads == list(range(len(labels)))
+
+
 def test_same_seed_same_episodes_other_seed_other_episodes():
     images, labels = synthetic([5] * 8)
 
