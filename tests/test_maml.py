@@ -181,3 +181,17 @@ def test_subclassed_learner_works():
     history = model.fit(inputs, query_y, epochs=3, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert model.predict(inputs, verbose=0).shape == (TASKS, QUERY, 1)
+
+
+def test_predictions_per_step_follow_the_adaptation(float64):
+    model = tanh_maml(inner_lr=0.3, inner_steps=1)
+    inputs, query_y = random_episode(14)
+    model(inputs)
+    theta = model.learner.get_weights()
+    per_step = model.predictions_per_step(
+        inputs["support_x"], inputs["support_y"], inputs["query_x"], steps=3).numpy()
+    assert per_step.shape == (TASKS, 4, QUERY, 1)
+    for t, (sx, sy, qx, _) in enumerate(tasks_of(inputs, query_y)):
+        for k in range(4):
+            expected = numpy_mlp.forward(numpy_mlp.adapt(theta, sx, sy, 0.3, k), qx)[0]
+            np.testing.assert_allclose(per_step[t, k], expected, rtol=1e-10, atol=1e-12)

@@ -8,6 +8,7 @@ objective) and inherits the inner loop of `keras_meta.adaptation`.
 import math
 
 import keras
+import tensorflow as tf
 
 from keras_meta import adaptation
 from keras_meta.meta_model import MetaModel
@@ -131,6 +132,21 @@ class MAML(MetaModel):
         def task(task_support_x, task_support_y, task_query_x):
             adapted = self.adapt(weights, frozen, task_support_x, task_support_y, steps, update)[-1]
             return self.functional_learner(adapted, frozen, task_query_x)
+
+        return self.map_tasks(task, (support_x, support_y, query_x))
+
+    def predictions_per_step(self, support_x, support_y, query_x, steps, include_initial=True):
+        """Query predictions along the adaptation, `[T, steps + 1, Q, ...]`
+        (after 0, 1, …, `steps` inner steps; `[T, steps, Q, ...]` without the
+        initial weights' predictions when `include_initial=False`)."""
+        weights, frozen = self.initial_weights()
+        update = self.inner_update()
+        first = 0 if include_initial else 1
+
+        def task(task_support_x, task_support_y, task_query_x):
+            trajectory = self.adapt(weights, frozen, task_support_x, task_support_y, steps, update)
+            return tf.stack([self.functional_learner(w, frozen, task_query_x)
+                             for w in trajectory[first:]])
 
         return self.map_tasks(task, (support_x, support_y, query_x))
 

@@ -172,15 +172,8 @@ class MAMLPlusPlus(MAML):
     def meta_loss(self, x, y, sample_weight=None):
         if not self.multi_step_loss:
             return super().meta_loss(x, y, sample_weight)
-        tasks = self.episode_tensors(x)
-        weights, frozen = self.initial_weights()
-        update = self.inner_update()
-
-        def task(support_x, support_y, query_x):
-            trajectory = self.adapt(weights, frozen, support_x, support_y, self.inner_steps, update)
-            return tf.stack([self.functional_learner(w, frozen, query_x) for w in trajectory[1:]])
-
-        per_step = self.map_tasks(task, tasks)  # [T, N, Q, ...]
+        per_step = self.predictions_per_step(*self.episode_tensors(x), self.inner_steps,
+                                             include_initial=False)  # [T, N, Q, ...]
         step_weights = self.step_loss_weights()
         loss = 0.0
         for k in range(self.inner_steps):
