@@ -64,24 +64,13 @@ def omniglot_batches(split, *, batch_size, seed=0, rotations=None, source="omnig
     of `km.data.omniglot_episodes(split, ...)`.
 
     Args:
-      split: "train", "validation" or "test".
+      split, source, rotations: as `km.data.omniglot_episodes` (rotations by
+        default on for "train" only).
       batch_size, seed: as `labelled_batches`.
-      rotations: rotations by 90° as new classes; by default on for "train".
-      source, data_dir: as `km.data.omniglot_episodes`.
+      data_dir: TFDS data directory (TFDS's default when None).
 
     Returns:
       `(dataset, num_classes)` (see `labelled_batches`); images `[28, 28, 1]`.
     """
-    if split not in omniglot.SPLITS:
-        raise ValueError(f"`split` must be one of {list(omniglot.SPLITS)}; received {split!r}.")
-    if source not in omniglot.SOURCES:
-        raise ValueError(f"`source` must be one of {list(omniglot.SOURCES)}; received {source!r}.")
-    if rotations is None:
-        rotations = split == "train"
-    if source == "omniglot_minimal":
-        selection = dict(classes=omniglot.MINIMAL_SPLIT, group_by="alphabet", tfds_split="train")
-    else:
-        selection = dict(classes=omniglot.maml_character_split(), tfds_split="train+test")
-    return labelled_batches(
-        source, batch_size=batch_size, split=split, seed=seed, rotations=rotations,
-        preprocess=omniglot.omniglot_preprocess, data_dir=data_dir, **selection)
+    return labelled_batches(batch_size=batch_size, seed=seed, data_dir=data_dir,
+                            **omniglot.omniglot_selection(split, source, rotations))
