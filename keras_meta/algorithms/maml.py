@@ -10,7 +10,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation
+from keras_meta import adaptation, episode
 from keras_meta.meta_model import MetaModel
 
 
@@ -97,13 +97,22 @@ class MAML(MetaModel):
         return None
 
     def inner_loss(self, y, y_pred):
-        """Compiled loss on one task's support set, `y` `[S]` or `[S, out]`."""
+        """Inner loss: compiled loss on one task's support set, `y` `[S]` or `[S, out]`."""
+        return self.compiled_loss(y, y_pred)
+
+    def task_loss(self, support_x, support_y, query_x, query_y, sample_weight=None):
+        """One task's query predictions `[Q, ...]` after `inner_steps` steps and
+        its meta-loss: the compiled loss on its query set."""
+        predictions = self.predict_task(support_x, support_y, query_x, self.inner_steps)
+        return predictions, self.compiled_loss(query_y, predictions, sample_weight)
+
+    def compiled_loss(self, y, y_pred, sample_weight=None):
         if self._compile_loss is None:
             raise ValueError(
                 f"{type(self).__name__} adapts with the compiled loss: call "
                 "`compile(loss=...)` before using the model."
             )
-        return self._compile_loss(y, y_pred)
+        return self._compile_loss(y, y_pred, sample_weight)
 
     # The engine ----------------------------------------------------------
 
@@ -124,31 +133,93 @@ class MAML(MetaModel):
             batch_size=batch_size,
         )
 
+    def predict_task(self, support_x, support_y, query_x, steps, from_step=None):
+        """Adapts on one task's support set and predicts its query set.
+
+        Args:
+          support_x: `[S, *features]`; support_y: `[S]` or `[S, out]`;
+          query_x: `[Q, *features]`; steps: inner steps.
+          from_step: None for the predictions after `steps` steps, `[Q, ...]`;
+            an int k for those after each of k, …, `steps` steps stacked,
+            `[steps − k + 1, Q, ...]`.
+        """
+        weights, frozen = self.initial_weights()
+        trajectory = self.adapt(weights, frozen, support_x, support_y, steps, self.inner_update())
+        if from_step is None:
+            return self.functional_learner(trajectory[-1], frozen, query_x)
+        return tf.stack([self.functional_learner(w, frozen, query_x)
+                         for w in trajectory[from_step:]])
+
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         steps = self.inner_steps if training else self.eval_inner_steps
-        weights, frozen = self.initial_weights()
-        update = self.inner_update()
-
-        def task(task_support_x, task_support_y, task_query_x):
-            adapted = self.adapt(weights, frozen, task_support_x, task_support_y, steps, update)[-1]
-            return self.functional_learner(adapted, frozen, task_query_x)
-
-        return self.map_tasks(task, (support_x, support_y, query_x))
+        return self.map_tasks(lambda sx, sy, qx: self.predict_task(sx, sy, qx, steps),
+                              (support_x, support_y, query_x))
 
     def predictions_per_step(self, support_x, support_y, query_x, steps, include_initial=True):
         """Query predictions along the adaptation, `[T, steps + 1, Q, ...]`
         (after 0, 1, …, `steps` inner steps; `[T, steps, Q, ...]` without the
         initial weights' predictions when `include_initial=False`)."""
-        weights, frozen = self.initial_weights()
-        update = self.inner_update()
         first = 0 if include_initial else 1
+        return self.map_tasks(
+            lambda sx, sy, qx: self.predict_task(sx, sy, qx, steps, from_step=first),
+            (support_x, support_y, query_x))
 
-        def task(task_support_x, task_support_y, task_query_x):
-            trajectory = self.adapt(weights, frozen, task_support_x, task_support_y, steps, update)
-            return tf.stack([self.functional_learner(w, frozen, task_query_x)
-                             for w in trajectory[first:]])
+    def task_elements(self, x, y, sample_weight=None):
+        """The validated per-task tensors `task_loss` takes, each `[T, ...]`."""
+        support_x, support_y, query_x = self.episode_tensors(x)
+        y = self.check_labels(episode.validate_targets(episode.validate_inputs(x), y), "query_y")
+        elements = (support_x, support_y, query_x, y)
+        if sample_weight is not None:
+            elements += (tf.convert_to_tensor(sample_weight),)
+        return elements
 
-        return self.map_tasks(task, (support_x, support_y, query_x))
+    def meta_loss(self, x, y, sample_weight=None):
+        """Query predictions `[T, Q, ...]` and the meta-loss: the mean over
+        tasks of `task_loss`, plus the regularisers of θ."""
+        y_pred, losses = self.map_tasks(
+            lambda *elements: [tf.cast(v, self.compute_dtype) for v in self.task_loss(*elements)],
+            self.task_elements(x, y, sample_weight),
+            [tf.TensorSpec(None, self.compute_dtype), tf.TensorSpec((), self.compute_dtype)])
+        loss = tf.reduce_mean(losses)
+        if self.losses:
+            loss += tf.cast(tf.add_n([self._aggregate_additional_loss(l) for l in self.losses]),
+                            loss.dtype)
+        return y_pred, loss
+
+    def meta_gradients(self, x, y, sample_weight=None):
+        """Meta-gradients computed task by task.
+
+        Each iteration of the task loop opens its own outer tape around the
+        task's adaptation (inner tapes included) and query loss, and returns
+        that task's exact gradient; the meta-gradient is their mean over
+        tasks. Only the tasks in flight hold activations, so memory does not
+        grow with the meta-batch size, and no gradient flows through the loop.
+        With the default mean reduction this equals the gradient of the
+        compiled loss on the whole `[T, Q, ...]` query batch.
+        """
+        variables = self.trainable_variables
+
+        def task(*elements):
+            with tf.GradientTape() as tape:
+                predictions, loss = self.task_loss(*elements)
+                scaled_loss = self.optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled_loss, variables)
+            grads = [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
+            return [predictions, tf.cast(loss, self.compute_dtype), *grads]
+
+        signature = [tf.TensorSpec(None, self.compute_dtype), tf.TensorSpec((), self.compute_dtype)]
+        signature += [tf.TensorSpec(v.shape, v.dtype) for v in variables]
+        y_pred, losses, *grads = self.map_tasks(task, self.task_elements(x, y, sample_weight),
+                                                signature)
+        grads = [tf.reduce_mean(g, axis=0) for g in grads]
+        loss = tf.reduce_mean(losses)
+        if self.losses:  # regularisers of θ, differentiated once for the meta-batch
+            with tf.GradientTape() as tape:
+                penalty = tf.add_n([self._aggregate_additional_loss(l) for l in self.losses])
+            grads = [g if r is None else g + r
+                     for g, r in zip(grads, tape.gradient(penalty, variables))]
+            loss += tf.cast(penalty, loss.dtype)
+        return grads, y_pred, loss
 
     def get_config(self):
         return {

@@ -169,18 +169,17 @@ class MAMLPlusPlus(MAML):
 
         return update
 
-    def meta_loss(self, x, y, sample_weight=None):
+    def task_loss(self, support_x, support_y, query_x, query_y, sample_weight=None):
         if not self.multi_step_loss:
-            return super().meta_loss(x, y, sample_weight)
-        per_step = self.predictions_per_step(*self.episode_tensors(x), self.inner_steps,
-                                             include_initial=False)  # [T, N, Q, ...]
+            return super().task_loss(support_x, support_y, query_x, query_y, sample_weight)
+        per_step = self.predict_task(support_x, support_y, query_x, self.inner_steps,
+                                     from_step=1)  # [N, Q, ...]
         step_weights = self.step_loss_weights()
         loss = 0.0
         for k in range(self.inner_steps):
-            step_loss = self._compute_loss(x=x, y=y, y_pred=per_step[:, k],
-                                           sample_weight=sample_weight, training=True)
+            step_loss = self.compiled_loss(query_y, per_step[k], sample_weight)
             loss += tf.cast(step_weights[k], step_loss.dtype) * step_loss
-        return per_step[:, -1], loss
+        return per_step[-1], loss
 
     def get_config(self):
         config = super().get_config()
