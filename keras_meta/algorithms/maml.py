@@ -44,6 +44,10 @@ class MAML(MetaModel):
       eval_inner_steps: inner steps in `evaluate` / `predict` / `call`
         outside training; defaults to `inner_steps`.
       first_order: drop second-order terms (FOMAML).
+      per_task_gradients: compute each task's meta-gradient inside the task
+        loop and average them (default: memory bounded by the tasks in
+        flight, fast to trace). False differentiates the whole meta-batch's
+        loss through the task loop instead (the reference path; same result).
 
     Inputs are episode dicts (`support_x` `[T, S, ...]`, `support_y`,
     `query_x` `[T, Q, ...]`); outputs are query predictions `[T, Q, outputs]`.
@@ -53,7 +57,7 @@ class MAML(MetaModel):
     """
 
     def __init__(self, learner, inner_lr=0.4, inner_steps=1, eval_inner_steps=None,
-                 first_order=False, **kwargs):
+                 first_order=False, per_task_gradients=True, **kwargs):
         _check_learning_rate("inner_lr", inner_lr)
         _check_steps("inner_steps", inner_steps)
         _check_steps("eval_inner_steps", eval_inner_steps, allow_none=True)
@@ -62,6 +66,7 @@ class MAML(MetaModel):
         self.inner_steps = inner_steps
         self.eval_inner_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
         self.first_order = bool(first_order)
+        self.per_task_gradients = bool(per_task_gradients)
         self.functional_learner = adaptation.FunctionalLearner(learner)
 
     @property
@@ -197,6 +202,8 @@ class MAML(MetaModel):
         With the default mean reduction this equals the gradient of the
         compiled loss on the whole `[T, Q, ...]` query batch.
         """
+        if not self.per_task_gradients:
+            return super().meta_gradients(x, y, sample_weight)
         variables = self.trainable_variables
 
         def task(*elements):
@@ -228,6 +235,7 @@ class MAML(MetaModel):
             "inner_steps": self.inner_steps,
             "eval_inner_steps": self.eval_inner_steps,
             "first_order": self.first_order,
+            "per_task_gradients": self.per_task_gradients,
         }
 
 

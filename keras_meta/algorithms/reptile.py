@@ -34,6 +34,7 @@ class Reptile(MAML):
             raise ValueError(f"`inner_batch_size` must be None or an int >= 1; "
                              f"received {inner_batch_size!r}.")
         kwargs.pop("first_order", None)
+        kwargs.pop("per_task_gradients", None)
         super().__init__(learner, inner_lr=inner_lr, inner_steps=inner_steps,
                          eval_inner_steps=eval_inner_steps, first_order=True, **kwargs)
         self.inner_batch_size = inner_batch_size
@@ -59,5 +60,5 @@ class Reptile(MAML):
 
     def get_config(self):
         config = super().get_config()
-        del config["first_order"]
+        del config["first_order"], config["per_task_gradients"]
         return {**config, "inner_batch_size": self.inner_batch_size}
