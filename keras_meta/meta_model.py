@@ -3,6 +3,7 @@ set, predict the query set", so that `fit`, `evaluate`, `predict`,
 callbacks and export work on episodes as they do on ordinary batches."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_meta import episode
@@ -152,6 +153,28 @@ class MetaModel(keras.Model):
                                   training=True)
         return y_pred, loss
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, building the model from `x` first so that
+        callbacks that need built weights at `on_train_begin`
+        (`BackupAndRestore`) work."""
+        if not self.built:
+            shapes = _input_shapes(x)
+            if shapes is not None:
+                self.build(shapes)
+        return super().fit(x, y, *args, **kwargs)
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """Exports a SavedModel whose `serve(support_x, support_y, query_x)`
+        adapts and predicts (see `keras_meta.export`); other formats as in Keras."""
+        if format != "tf_saved_model" or kwargs:
+            return super().export(filepath, format=format, verbose=verbose,
+                                  input_signature=input_signature, **kwargs)
+        from keras_meta import export  # imports the algorithms, which import this module
+
+        export.export_saved_model(self, filepath, verbose=verbose is not False,
+                                  input_signature=input_signature)
+
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
             return self.train_function
@@ -187,6 +210,21 @@ class MetaModel(keras.Model):
         config["learner"] = keras.saving.deserialize_keras_object(config["learner"])
         config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(**config)
+
+
+def _input_shapes(x):
+    """Shapes of the model inputs of `fit`'s `x` (a `tf.data.Dataset` of
+    `(inputs, targets)`, or the inputs themselves), or None when they cannot
+    be read without consuming data."""
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        inputs = spec[0] if isinstance(spec, tuple) else spec
+        return tf.nest.map_structure(lambda s: tuple(s.shape), inputs)
+    if isinstance(x, dict):
+        return {key: tuple(np.shape(value)) for key, value in x.items()}
+    if hasattr(x, "shape"):
+        return tuple(x.shape)
+    return None
 
 
 def _unscale_for_distribution(loss):

@@ -176,7 +176,7 @@ def test_fit_then_keras_file_and_saved_model_give_identical_predictions(name, tm
                  "query_x": tf.TensorSpec((None, None, FEATURES), tf.float32)}
     model.export(tmp_path / "exported", verbose=False, input_signature=[signature])
     exported = tf.saved_model.load(str(tmp_path / "exported"))
-    np.testing.assert_allclose(exported.serve(inputs).numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(exported.serve(**inputs).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_heads_are_fitted_with_the_compiled_loss():

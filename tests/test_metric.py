@@ -232,7 +232,7 @@ def test_fit_then_keras_file_and_saved_model_give_identical_predictions(name, tm
     }
     model.export(tmp_path / "exported", verbose=False, input_signature=[signature])
     exported = tf.saved_model.load(str(tmp_path / "exported"))
-    np.testing.assert_allclose(exported.serve(inputs).numpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(exported.serve(**inputs).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_labels_are_checked():

@@ -1,0 +1,163 @@
+"""Few-shot evaluation over many tasks: each task's query loss and accuracy,
+after every inner step for gradient-based models, summarised as mean ± 95%
+confidence interval (`keras_meta.stats`)."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_meta import episode, stats
+from keras_meta.data.checks import check_int
+
+
+@dataclasses.dataclass
+class TaskResults:
+    """Per-task results over `N` tasks.
+
+    Attributes:
+      loss: `[N]` compiled loss on each task's query set.
+      accuracy: `[N]` query accuracy (classification), else None.
+      loss_per_step: `[N, steps + 1]` loss after 0..steps inner steps
+        (gradient-based models), else None.
+      accuracy_per_step: `[N, steps + 1]` likewise, else None.
+    """
+
+    loss: np.ndarray
+    accuracy: np.ndarray = None
+    loss_per_step: np.ndarray = None
+    accuracy_per_step: np.ndarray = None
+
+    def summary(self, prefix="test"):
+        """Logs as Keras callbacks write them: `{prefix}_accuracy` and
+        `{prefix}_loss` with their 95% CI half-widths (`..._ci`), and the mean
+        after each inner step `k` (`{prefix}_accuracy_step_{k}`,
+        `{prefix}_loss_step_{k}`)."""
+        logs = {}
+        for name in ("accuracy", "loss"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            logs[f"{prefix}_{name}"], logs[f"{prefix}_{name}_ci"] = (
+                stats.mean_confidence_interval(values))
+            per_step = getattr(self, f"{name}_per_step")
+            if per_step is not None:
+                for step, mean in enumerate(per_step.mean(axis=0)):
+                    logs[f"{prefix}_{name}_step_{step}"] = float(mean)
+        return logs
+
+
+def is_gradient_based(model):
+    """Whether `model` adapts by inner gradient steps (exposes `predictions_per_step`)."""
+    return hasattr(model, "predictions_per_step") and hasattr(model, "eval_inner_steps")
+
+
+def predictions_per_step_function(model, steps):
+    """A compiled `inputs → [T, steps + 1, Q, ...]`: query predictions of a
+    gradient-based `model` after 0..`steps` inner steps on each task."""
+
+    @tf.function(reduce_retracing=True)
+    def predict(inputs):
+        return model.predictions_per_step(*model.episode_tensors(inputs), steps)
+
+    return predict
+
+
+def per_task_loss(loss, query_y, predictions):
+    """`loss` (as given to `compile`) of each task: `[T, Q(, out)]` targets
+    and `[T, Q, ...]` predictions → `[T]`, the mean over its query set."""
+    loss = keras.losses.get(loss) if isinstance(loss, str) else loss
+    per_example = loss.call(query_y, predictions) if isinstance(loss, keras.losses.Loss) \
+        else loss(query_y, predictions)
+    return tf.reduce_mean(tf.reshape(per_example, [tf.shape(per_example)[0], -1]), axis=1)
+
+
+def per_task_accuracy(query_y, predictions):
+    """`[T, Q]` int labels and `[T, Q, ways]` scores → `[T]` accuracy."""
+    hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=query_y.dtype), query_y)
+    return tf.reduce_mean(tf.cast(hits, tf.float64), axis=1)
+
+
+class TaskEvaluator:
+    """Evaluates a compiled `model` task by task (compiled functions are
+    built once per inner-step count and reused across calls).
+
+    Args:
+      model: a compiled `MetaModel`.
+      inner_steps: inner steps of gradient-based models; None reads
+        `model.eval_inner_steps` at each call.
+    """
+
+    def __init__(self, model, inner_steps=None):
+        if inner_steps is not None:
+            check_int("inner_steps", inner_steps, minimum=0)
+        self.model = model
+        self.inner_steps = inner_steps
+        self._functions = {}
+
+    def _function(self):
+        """The compiled `(inputs, query_y) → (loss, accuracy)` per task and step,
+        `[T, K]` each (K = steps + 1, or 1 for models without inner steps)."""
+        steps = None
+        if is_gradient_based(self.model):
+            steps = self.model.eval_inner_steps if self.inner_steps is None else self.inner_steps
+        if steps not in self._functions:
+            self._functions[steps] = self._build(steps)
+        return self._functions[steps]
+
+    def _build(self, steps):
+        model = self.model
+        if model.loss is None:
+            raise ValueError(f"{type(model).__name__} must be compiled with a `loss` to be evaluated.")
+        per_step = None if steps is None else predictions_per_step_function(model, steps)
+
+        @tf.function(reduce_retracing=True)
+        def evaluate(inputs, query_y):
+            if per_step is None:
+                predictions = model(inputs, training=False)[:, None]
+            else:
+                predictions = per_step(inputs)
+            query_y = tf.convert_to_tensor(query_y)
+            results = [(per_task_loss(model.loss, query_y, predictions[:, k]),
+                        per_task_accuracy(query_y, predictions[:, k])
+                        if query_y.dtype.is_integer else None)
+                       for k in range(predictions.shape[1])]
+            losses = tf.stack([loss for loss, _ in results], axis=1)
+            if not query_y.dtype.is_integer:
+                return losses, None
+            return losses, tf.stack([accuracy for _, accuracy in results], axis=1)
+
+        return evaluate
+
+    def __call__(self, dataset, num_tasks=600):
+        """Results on the first `num_tasks` tasks of `dataset` (an iterable of
+        `(inputs, query_y)` episode batches) → `TaskResults`."""
+        check_int("num_tasks", num_tasks, minimum=2)
+        evaluate = self._function()
+        losses, accuracies, seen = [], [], 0
+        for inputs, query_y in dataset:
+            with episode.assertions_as_value_errors():
+                loss, accuracy = evaluate(inputs, query_y)
+            losses.append(loss.numpy())
+            accuracies.append(None if accuracy is None else accuracy.numpy())
+            seen += len(losses[-1])
+            if seen >= num_tasks:
+                break
+        if seen < num_tasks:
+            raise ValueError(f"`num_tasks` is {num_tasks} but the dataset holds only {seen} tasks.")
+        loss = np.concatenate(losses)[:num_tasks]
+        accuracy = None if accuracies[0] is None else np.concatenate(accuracies)[:num_tasks]
+        with_steps = is_gradient_based(self.model)
+        return TaskResults(
+            loss=loss[:, -1],
+            accuracy=None if accuracy is None else accuracy[:, -1],
+            loss_per_step=loss if with_steps else None,
+            accuracy_per_step=accuracy if with_steps and accuracy is not None else None,
+        )
+
+
+def evaluate_tasks(model, dataset, num_tasks=600, inner_steps=None):
+    """Evaluates `model` on the first `num_tasks` tasks of `dataset`; see
+    `TaskEvaluator`. Returns `TaskResults`."""
+    return TaskEvaluator(model, inner_steps)(dataset, num_tasks)

@@ -1,0 +1,94 @@
+"""SavedModel export of a `MetaModel`: plain TensorFlow serves it.
+
+The SavedModel holds the model's forward pass ("adapt on the support set,
+predict the query set") as a graph of TensorFlow ops, so a process that has
+never imported keras_meta (or Keras) reloads it with `tf.saved_model.load`.
+Endpoints, also registered as signatures for TF Serving:
+
+- `serve(support_x, support_y, query_x)` (and `serving_default`): query
+  predictions `[T, Q, ways]` or `[T, Q, out]`. The number of tasks `T`, of
+  support examples `S` and of query examples `Q` are dynamic; so is the
+  number of ways for models that read it from the labels (the metric
+  learners and the head-fitting baselines); gradient-based models predict
+  the `ways` their learner outputs.
+- `embed(x)` (metric learners only): `[N, *features]` → `[N, *embedding]`,
+  the embedding network alone (in inference mode).
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_meta import episode
+from keras_meta.algorithms.metric import MetricModel
+
+SERVE = "serve"
+EMBED = "embed"
+
+
+def export_saved_model(model, filepath, verbose=True, input_signature=None):
+    """Writes `model` as a SavedModel with the `serve` (and `embed`) endpoints.
+
+    Args:
+      model: a built `MetaModel` (fitted, or called on an episode).
+      filepath: directory to write.
+      verbose: print the exported endpoints.
+      input_signature: optional episode specs, a dict of `tf.TensorSpec`
+        with the episode keys (or a one-element list holding it); default
+        `episode_signature(model)`.
+    """
+    if not model.built:
+        raise ValueError(
+            f"{type(model).__name__} must be built before `export`: fit it or call it on an "
+            "episode first."
+        )
+    specs = _as_episode_specs(input_signature) or episode_signature(model)
+    # Variables are found through the endpoints; `track(model)` would also
+    # trace Keras's default signature, which feeds float labels.
+    archive = keras.export.ExportArchive()
+
+    def serve(support_x, support_y, query_x):
+        inputs = {episode.SUPPORT_X: support_x, episode.SUPPORT_Y: support_y,
+                  episode.QUERY_X: query_x}
+        return model(inputs, training=False)
+
+    archive.add_endpoint(SERVE, serve, input_signature=[specs[key] for key in episode.KEYS])
+    if isinstance(model, MetricModel):
+        archive.add_endpoint(
+            EMBED, lambda x: model.embedding(x, training=False),
+            input_signature=[tf.TensorSpec((None, *model.feature_shape), specs[episode.SUPPORT_X].dtype,
+                                           name="x")])
+    archive.write_out(str(filepath), verbose=verbose)
+
+
+def episode_signature(model):
+    """The `serve` input specs of a built `model`, as a dict keyed like an
+    episode: `support_x` / `query_x` `[None, None, *features]`; `support_y`
+    `[None, None]` int32 labels, or `[None, None, out]` float targets when the
+    model was built on regression episodes."""
+    features = tf.TensorSpec((None, None, *model.feature_shape), model.compute_dtype)
+    built_on = model.get_build_config().get("input_shape")
+    support_y_shape = built_on.get(episode.SUPPORT_Y) if isinstance(built_on, dict) else None
+    if support_y_shape is not None and len(support_y_shape) == 3:
+        labels = tf.TensorSpec((None, None, support_y_shape[-1]), model.compute_dtype)
+    else:
+        labels = tf.TensorSpec((None, None), tf.int32)
+    return _named({episode.SUPPORT_X: features, episode.SUPPORT_Y: labels,
+                   episode.QUERY_X: features})
+
+
+def _as_episode_specs(input_signature):
+    if input_signature is None:
+        return None
+    if isinstance(input_signature, (list, tuple)) and len(input_signature) == 1:
+        input_signature = input_signature[0]
+    if not isinstance(input_signature, dict) or set(input_signature) != set(episode.KEYS):
+        raise ValueError(
+            f"`input_signature` must be a dict of tf.TensorSpec with keys {list(episode.KEYS)} "
+            f"(or a list holding one); received {input_signature!r}."
+        )
+    return _named(input_signature)
+
+
+def _named(specs):
+    """The specs renamed after their episode keys (the signature's input names)."""
+    return {key: tf.TensorSpec(spec.shape, spec.dtype, name=key) for key, spec in specs.items()}

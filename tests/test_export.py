@@ -1,0 +1,137 @@
+"""`model.export`: every algorithm's SavedModel, reloaded in a fresh Python
+process that imports TensorFlow only (Keras and keras_meta are made
+unimportable there), serves the predictions `model.predict` gives, for task batches,
+support and query sizes other than the ones the model was built with, and
+for other numbers of ways where the algorithm allows them."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_meta as km
+from keras_meta.algorithms.metric import MetricModel
+from tests import algorithm_zoo as zoo
+
+REGRESSION = "MAML_sinusoid"
+
+# The served cases: (name, episode shape). Gradient-based models and the
+# baselines pre-trained on `PRETRAINING_CLASSES` keep the learner's ways.
+CASES = {
+    "as_built": dict(tasks=zoo.TASKS, ways=zoo.WAYS, shots=zoo.SHOTS, queries=zoo.QUERIES),
+    "other_sizes": dict(tasks=5, ways=zoo.WAYS, shots=1, queries=4),
+}
+OTHER_WAYS = dict(tasks=3, ways=5, shots=2, queries=2)
+WAYS_FROM_LABELS = ("ProtoNet", "MatchingNet", "RelationNet", "FineTune", "MultiTask")
+
+RELOAD = r"""
+import importlib, json, sys
+sys.modules["keras_meta"] = sys.modules["keras"] = None  # as if neither were installed
+import numpy as np
+import tensorflow as tf
+
+root, names = sys.argv[1], json.loads(sys.argv[2])
+report = {}
+for name in names:
+    loaded = tf.saved_model.load(f"{root}/{name}/saved_model")
+    signature = loaded.signatures["serving_default"]
+    inputs = signature.structured_input_signature[1]
+    report[name] = {
+        "signatures": sorted(loaded.signatures),
+        "inputs": {key: [spec.dtype.name, spec.shape.as_list()] for key, spec in inputs.items()},
+        "outputs": sorted(signature.structured_outputs),
+    }
+    cases = np.load(f"{root}/{name}/cases.npz")
+    served = {}
+    for case in sorted({key.split("/")[0] for key in cases.files}):
+        episode = {key: tf.constant(cases[f"{case}/{key}"])
+                   for key in ("support_x", "support_y", "query_x")}
+        served[case] = loaded.serve(**episode).numpy()
+        served[case + "/signature"] = signature(**episode)["output_0"].numpy()
+        if hasattr(loaded, "embed"):
+            served[case + "/embed"] = loaded.embed(episode["query_x"][0]).numpy()
+    np.savez(f"{root}/{name}/served.npz", **served)
+def importable(name):
+    try:
+        importlib.import_module(name)
+        return True
+    except ImportError:
+        return False
+report["importable"] = [name for name in ("keras", "keras_meta") if importable(name)]
+print(json.dumps(report))
+"""
+
+
+def models_and_cases():
+    """`{name: (model, {case: inputs})}`: every algorithm on image episodes,
+    and MAML on sinusoid regression episodes (compiled, built by `predict`)."""
+    models = {}
+    for entry in zoo.ALL:
+        model = entry.compiled()
+        cases = dict(CASES, other_ways=OTHER_WAYS) if entry.name in WAYS_FROM_LABELS else CASES
+        models[entry.name] = model, {case: zoo.episodes(seed=len(case), **shape)[0]
+                                     for case, shape in cases.items()}
+    regression = km.MAML(km.learners.mlp(hidden=(8,)), inner_lr=0.01, eval_inner_steps=2)
+    regression.compile(optimizer="adam", loss="mse")
+    models[REGRESSION] = regression, {
+        "as_built": next(iter(km.data.sinusoid_episodes(meta_batch_size=3, seed=1)))[0],
+        "other_sizes": next(iter(km.data.sinusoid_episodes(
+            shots=4, query_shots=7, meta_batch_size=5, seed=2)))[0]}
+    return models
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Exports every model of `models_and_cases` and serves them all from one
+    fresh process. Returns `(root, expected predictions, report)`."""
+    root = tmp_path_factory.mktemp("exported")
+    expected = {}
+    for name, (model, cases) in models_and_cases().items():
+        arrays, expected[name] = {}, {}
+        for case, inputs in cases.items():
+            inputs = {key: np.asarray(value) for key, value in inputs.items()}
+            arrays.update({f"{case}/{key}": value for key, value in inputs.items()})
+            expected[name][case] = model.predict(inputs, verbose=0)
+            if isinstance(model, MetricModel):
+                expected[name][case + "/embed"] = model.embedding.predict(
+                    inputs["query_x"][0], verbose=0)
+        (root / name).mkdir()
+        np.savez(root / name / "cases.npz", **arrays)
+        model.export(root / name / "saved_model", verbose=False)
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(root), json.dumps(sorted(expected))],
+        capture_output=True, text=True, timeout=600, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, expected, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_serving_process_could_import_neither_keras_nor_keras_meta(exported):
+    assert exported[2]["importable"] == []
+
+
+@pytest.mark.parametrize("name", [*zoo.IDS, REGRESSION])
+def test_reloaded_savedmodel_serves_what_predict_gives(exported, name):
+    root, expected, _ = exported
+    served = np.load(root / name / "served.npz")
+    for case, predictions in expected[name].items():
+        np.testing.assert_allclose(served[case], predictions, rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{name}, case {case}")
+        if not case.endswith("/embed"):
+            np.testing.assert_array_equal(served[case + "/signature"], served[case])
+    if name in WAYS_FROM_LABELS:
+        assert served["other_ways"].shape[-1] == OTHER_WAYS["ways"]
+
+
+@pytest.mark.parametrize("name", [*zoo.IDS, REGRESSION])
+def test_signatures_are_named_for_tf_serving(exported, name):
+    report = exported[2][name]
+    cls = km.MAML if name == REGRESSION else zoo.exported_algorithms()[name]
+    assert set(report["signatures"]) == {"serve", "serving_default"} | (
+        {"embed"} if issubclass(cls, MetricModel) else set())
+    features = [None, None, 1] if name == REGRESSION else [None, None, *zoo.IMAGE]
+    labels = ["float32", [None, None, 1]] if name == REGRESSION else ["int32", [None, None]]
+    assert report["inputs"] == {"support_x": ["float32", features], "support_y": labels,
+                                "query_x": ["float32", features]}
+    assert report["outputs"] == ["output_0"]
