@@ -21,4 +21,18 @@ def float64():
         keras.config.set_dtype_policy(previous_policy)
 
 
+@pytest.fixture
+def op_determinism():
+    """Runs a test with TensorFlow's op determinism on (bit-reproducible ops)."""
+    from tensorflow.python.framework import config  # disable_op_determinism is not public
+
+    was_enabled = config.is_op_determinism_enabled()
+    config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            config.disable_op_determinism()
+
+
 from tests.data_fixtures import omniglot_data_dir, omniglot_reference  # noqa: E402,F401

@@ -100,12 +100,12 @@ def omniglot_selection(split, source="omniglot_minimal", rotations=None):
 
 
 def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size=32, seed=0,
-                      rotations=None, source="omniglot_minimal", data_dir=None):
+                      rotations=None, source="omniglot_minimal", data_dir=None, start=0):
     """Omniglot episodes of `split` ("train", "validation" or "test").
 
     Args:
       split, source, rotations: as `omniglot_selection`.
-      ways, shots, query_shots, meta_batch_size, seed: as `km.data.episodes`.
+      ways, shots, query_shots, meta_batch_size, seed, start: as `km.data.episodes`.
       data_dir: TFDS data directory (TFDS's default when None).
 
     Returns:
@@ -114,4 +114,4 @@ def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size
     """
     return sampling.episodes(
         ways=ways, shots=shots, query_shots=query_shots, meta_batch_size=meta_batch_size,
-        seed=seed, data_dir=data_dir, **omniglot_selection(split, source, rotations))
+        seed=seed, data_dir=data_dir, start=start, **omniglot_selection(split, source, rotations))

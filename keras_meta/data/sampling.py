@@ -15,14 +15,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_meta import episode
-from keras_meta.data import checks, class_split, image_table
+from keras_meta.data import checks, class_split, image_table, stream
 
 QUARTER_TURNS = 4
 
 
 def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None, split=None,
              group_by=None, seed=0, rotations=False, image_size=None, preprocess=None,
-             tfds_split="train", data_dir=None, image_key="image", label_key="label"):
+             tfds_split="train", data_dir=None, image_key="image", label_key="label", start=0):
     """An infinite, seeded stream of `ways`-way `shots`-shot episodes.
 
     Each task draws `ways` distinct classes without replacement, then
@@ -50,6 +50,9 @@ def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None,
       tfds_split: TFDS split(s) of a named source to read.
       data_dir: TFDS data directory (TFDS's default when None).
       image_key, label_key: feature names of dict-valued sources.
+      start: index of the first batch, an int or a scalar integer variable
+        such as `model.optimizer.iterations` (resuming; see
+        `keras_meta.data.stream`).
 
     Returns:
       A `tf.data.Dataset` of `(inputs, query_y)`: `support_x`
@@ -72,11 +75,7 @@ def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None,
     _check_task_fits(pool, ways, shots, query_shots, rotations)
     sample = episode_sampler(pool, ways=ways, shots=shots, query_shots=query_shots,
                              meta_batch_size=meta_batch_size, seed=seed, rotations=rotations)
-    return (
-        tf.data.Dataset.counter()
-        .map(sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return stream.counter_stream(sample, start)
 
 
 class ClassPool:

@@ -5,6 +5,7 @@ import math
 import tensorflow as tf
 
 from keras_meta import episode
+from keras_meta.data import stream
 
 
 def _check_range(name, value):
@@ -20,13 +21,16 @@ def _check_positive(name, value):
 
 def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
                       amplitude_range=(0.1, 5.0), phase_range=(0.0, math.pi),
-                      x_range=(-5.0, 5.0)):
+                      x_range=(-5.0, 5.0), start=0):
     """An infinite, seeded stream of sinusoid regression episodes.
 
     Each task is `y = A sin(x − φ)` with `A ~ U(amplitude_range)`,
     `φ ~ U(phase_range)` and inputs `x ~ U(x_range)`. Batch `i` is drawn
     from a counter-based generator keyed by `(seed, i)`, so the stream is
-    reproducible, independent of parallelism, and resumable with `skip(i)`.
+    reproducible, independent of parallelism, and resumable: `start=i` (or
+    `skip(i)`) begins at batch `i`, and `start=model.optimizer.iterations`
+    continues where a model restored by `BackupAndRestore` stopped (see
+    `keras_meta.data.stream`).
 
     Returns:
       A `tf.data.Dataset` of `(inputs, query_y)` with `support_x`, `support_y`
@@ -57,8 +61,4 @@ def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
         }
         return inputs, y[:, shots:]
 
-    return (
-        tf.data.Dataset.counter()
-        .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return stream.counter_stream(batch, start)

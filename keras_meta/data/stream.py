@@ -1,0 +1,41 @@
+"""Counter-based streams: batch `i` is a pure function of `i`, so a stream
+can start anywhere, in particular where a restored model stopped.
+
+`start` is an int, or a scalar integer variable such as
+`model.optimizer.iterations`, read each time an iterator over the stream is
+created. `fit` creates its iterator after callbacks run `on_train_begin`, so
+when `BackupAndRestore` has restored the model (its optimizer included) the
+stream continues at the restored meta-iteration: a resumed run sees the
+batches an uninterrupted one would.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_meta.data import checks
+
+
+def counter_stream(batch, start=0):
+    """The `tf.data.Dataset` `batch(start), batch(start + 1), ...`.
+
+    Args:
+      batch: `index` (scalar int64 tensor) → one dataset element.
+      start: index of the first batch: an int >= 0, or a scalar integer
+        variable (`keras.Variable` or `tf.Variable`) read when iteration
+        begins.
+
+    Returns:
+      An infinite dataset, mapped in parallel, deterministic, prefetched.
+    """
+    if isinstance(start, (keras.Variable, tf.Variable)):
+        if not tf.as_dtype(start.dtype).is_integer or tuple(start.shape) != ():
+            raise ValueError(f"`start` must be a scalar integer variable; received {start!r}.")
+        # flat_map builds the counter when iteration begins, reading `start` then.
+        indices = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: tf.data.Dataset.counter(start=tf.cast(tf.convert_to_tensor(start), tf.int64)))
+    else:
+        checks.check_int("start", start, minimum=0)
+        indices = tf.data.Dataset.counter(start=start)
+    return (indices
+            .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
