@@ -16,6 +16,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_meta as km
@@ -147,3 +148,21 @@ def all_entries():
 
 ALL = all_entries()
 IDS = [entry.name for entry in ALL]
+
+
+# Run by the default suite in the slower per-algorithm tests (the others are
+# marked slow there): a second-order inner loop, MAML++'s per-step weights
+# and epoch schedule, a metric learner with batch-norm statistics, and a
+# baseline pre-trained on labelled batches.
+REPRESENTATIVE = ("MAML", "MAMLPlusPlus", "ProtoNet", "FineTune")
+
+
+def entry(name):
+    """The entry of algorithm `name`."""
+    return ALL[IDS.index(name)]
+
+
+def params(names=IDS):
+    """`names` as pytest parameters, those not `REPRESENTATIVE` marked slow."""
+    return [pytest.param(name, marks=() if name in REPRESENTATIVE else pytest.mark.slow)
+            for name in names]
