@@ -1,0 +1,2 @@
+"""The pieces of `python -m keras_meta.train`: presets, flag resolution, the
+models and episode streams a run needs, and its report."""

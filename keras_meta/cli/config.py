@@ -1,0 +1,138 @@
+"""From command-line values to the settings of one run.
+
+Precedence: a flag given on the command line, then the preset (a given flag
+that contradicts the preset is an error, except `iterations`), then the
+dataset's default (`keras_meta.cli.presets`).
+"""
+
+import dataclasses
+
+from keras_meta.cli import models, presets
+
+# Settings that presets and dataset defaults provide.
+PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inner_lr",
+            "inner_steps", "eval_inner_steps", "first_order", "learning_rate", "iterations")
+INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
+
+
+class UsageError(ValueError):
+    """A bad combination of flags; the message names the flag."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The resolved settings of a run (see the flags of `keras_meta.train`)."""
+
+    preset: str
+    dataset: str
+    algorithm: str
+    ways: int
+    shots: int
+    query_shots: int
+    meta_batch_size: int
+    inner_lr: float
+    inner_steps: int
+    eval_inner_steps: int
+    first_order: bool
+    learning_rate: float
+    iterations: int
+    log_every: int
+    seed: int
+    output_dir: str
+    data_dir: str
+    test_tasks: int
+    val_tasks: int
+    filters: int
+    export: bool
+
+    @property
+    def classification(self):
+        return self.dataset != "sinusoid"
+
+    @property
+    def gradient_based(self):
+        return self.algorithm in models.GRADIENT_BASED
+
+    @property
+    def epochs(self):
+        return self.iterations // self.log_every
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def resolve(values, given):
+    """The `Config` of a command line.
+
+    Args:
+      values: `{flag name: value}` for every flag of `keras_meta.train`
+        (None for settings that presets and datasets provide, when not given).
+      given: names of the flags given on the command line.
+
+    Raises:
+      UsageError: naming the offending flag.
+    """
+    preset = values["preset"]
+    protocol = presets.PRESETS[preset] if preset else {}
+    dataset = _dataset(values, given, protocol, preset)
+    settings = {}
+    for name in PROTOCOL:
+        value = values[name]
+        if name in protocol and name in given and value != protocol[name] \
+                and name not in presets.OVERRIDABLE:
+            raise UsageError(f"--{name}={value} conflicts with --preset={preset}, which sets "
+                             f"--{name}={protocol[name]}")
+        if name not in given:
+            value = protocol.get(name, presets.DATASET_DEFAULTS[dataset].get(name))
+        settings[name] = value
+    _check_applicable(settings, dataset, given)
+    if settings["algorithm"] == "fomaml":
+        settings["first_order"] = True
+    log_every = values["log_every"] or _default_log_every(settings["iterations"])
+    if settings["iterations"] % log_every:
+        raise UsageError(f"--iterations={settings['iterations']} must be a multiple of "
+                         f"--log_every={log_every}")
+    name = preset or f"{settings['algorithm']}_{dataset}"
+    return Config(
+        preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
+        output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
+        test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=values["filters"],
+        export=values["export"], **settings)
+
+
+def _dataset(values, given, protocol, preset):
+    dataset = values["dataset"]
+    if "dataset" in protocol:
+        if "dataset" in given and dataset != protocol["dataset"]:
+            raise UsageError(f"--dataset={dataset} conflicts with --preset={preset}, which sets "
+                             f"--dataset={protocol['dataset']}")
+        return protocol["dataset"]
+    return dataset or presets.DATASETS[0]
+
+
+def _check_applicable(settings, dataset, given):
+    algorithm = settings["algorithm"]
+    if dataset == "sinusoid":
+        if algorithm not in models.GRADIENT_BASED:
+            raise UsageError(f"--algorithm={algorithm} classifies; --dataset=sinusoid is "
+                             f"regression (use one of {', '.join(models.GRADIENT_BASED)})")
+        if "ways" in given:
+            raise UsageError("--ways does not apply to --dataset=sinusoid (regression)")
+    if algorithm not in models.GRADIENT_BASED:
+        for name in INNER_LOOP:
+            if name in given:
+                raise UsageError(f"--{name} does not apply to --algorithm={algorithm}, "
+                                 "which has no inner gradient steps")
+        return
+    if "first_order" in given:
+        if algorithm == "fomaml" and not settings["first_order"]:
+            raise UsageError("--first_order=false contradicts --algorithm=fomaml")
+        if algorithm not in (*models.FIRST_ORDER_OPTIONAL, "fomaml"):
+            raise UsageError(f"--first_order does not apply to --algorithm={algorithm}")
+    if algorithm == "maml_plus_plus" and settings["inner_steps"] < 1:
+        raise UsageError("--inner_steps must be >= 1 for --algorithm=maml_plus_plus")
+
+
+def _default_log_every(iterations):
+    """A tenth of the iterations when that divides them, else all of them."""
+    return iterations // 10 if iterations >= 10 and iterations % 10 == 0 else iterations

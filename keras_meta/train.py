@@ -1,0 +1,177 @@
+"""Meta-trains a keras_meta model and reports its few-shot test result.
+
+    python -m keras_meta.train                       # MAML, packaged Omniglot minimal, short run
+    python -m keras_meta.train --algorithm=protonet --ways=20
+    python -m keras_meta.train --preset=maml_omniglot_5w1s   # the MAML paper's protocol
+    python -m keras_meta.train --preset=maml_sinusoid --iterations=20000
+
+Shows Keras's progress bar with tasks/s; every epoch (`--log_every`
+meta-iterations) evaluates `--val_tasks` validation tasks, keeps the best
+checkpoint and a backup to resume from (re-run the same command after an
+interruption), and logs to TensorBoard and a CSV file. At the end it prints
+the test accuracy (MSE for sinusoids) over `--test_tasks` new tasks as
+mean ± 95% confidence interval, and writes into `--output_dir`:
+
+    results.json          settings, training time, test figures, history
+    model.keras           the final model (keras.saving.load_model)
+    checkpoints/best.keras    the model with the best validation result
+    saved_model/          SavedModel: serve(support_x, support_y, query_x)
+    logs/                 TensorBoard: train/, validation/, test/
+    history.csv           one row per epoch
+    learning_curves.png, adaptation.png
+
+Flags left unset take the preset's value, else the dataset's default
+(`keras_meta/cli/presets.py`); a flag that contradicts a preset is an error,
+except --iterations. `--helpfull` lists every flag.
+"""
+
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+from keras_meta import callbacks as meta_callbacks  # noqa: E402
+from keras_meta import evaluation  # noqa: E402
+from keras_meta.cli import config as run_config  # noqa: E402
+from keras_meta.cli import models, presets, report, streams  # noqa: E402
+
+FLAGS = flags.FLAGS
+_DEFAULT = "default: the preset's, else the dataset's"
+
+flags.DEFINE_enum("preset", None, list(presets.PRESETS),
+                  "A published protocol; fixes the flags it sets (all but --iterations).")
+flags.DEFINE_enum("algorithm", None, list(models.ALGORITHMS), f"What to meta-train ({_DEFAULT}: maml).")
+flags.DEFINE_enum("dataset", None, list(presets.DATASETS),
+                  "Episodes: the packaged Omniglot minimal (offline), TFDS Omniglot (downloads "
+                  "once) or the MAML sinusoid family (default: omniglot_minimal).")
+flags.DEFINE_integer("ways", None, f"Classes per task ({_DEFAULT}: 5).", lower_bound=2)
+flags.DEFINE_integer("shots", None, f"Support examples per class ({_DEFAULT}).", lower_bound=1)
+flags.DEFINE_integer("query_shots", None, f"Query examples per class ({_DEFAULT}).", lower_bound=1)
+flags.DEFINE_integer("meta_batch_size", None, f"Tasks per meta-iteration ({_DEFAULT}).",
+                     lower_bound=1)
+flags.DEFINE_float("inner_lr", None, f"Inner SGD learning rate; Meta-SGD's initial rate "
+                   f"({_DEFAULT}).", lower_bound=0.0)
+flags.DEFINE_integer("inner_steps", None, f"Inner steps while meta-training ({_DEFAULT}).",
+                     lower_bound=0)
+flags.DEFINE_integer("eval_inner_steps", None, f"Inner steps on validation and test tasks "
+                     f"({_DEFAULT}).", lower_bound=0)
+flags.DEFINE_bool("first_order", None, "First-order meta-gradient (maml, meta_sgd, anil).")
+flags.DEFINE_float("learning_rate", None, f"Adam's outer learning rate ({_DEFAULT}: 1e-3).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("iterations", None, f"Meta-iterations ({_DEFAULT}).", lower_bound=1)
+flags.DEFINE_integer("log_every", None, "Meta-iterations per Keras epoch: validation, "
+                     "checkpoint, backup and log cadence (default: a tenth of --iterations).",
+                     lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks; test tasks use seed + 1, "
+                     "validation tasks seed + 2.")
+flags.DEFINE_string("output_dir", None, "Where everything is written (default: runs/<preset or "
+                    "algorithm_dataset>).")
+flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's).")
+flags.DEFINE_integer("test_tasks", 600, "New tasks in the final test.", lower_bound=2)
+flags.DEFINE_integer("val_tasks", 100, "Validation tasks evaluated each epoch (0: none; then "
+                     "no best checkpoint).", lower_bound=0)
+flags.DEFINE_integer("filters", 64, "Channels of the conv4 backbone (Omniglot).", lower_bound=1)
+flags.DEFINE_bool("export", True, "Also write a SavedModel to <output_dir>/saved_model.")
+flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
+                  "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")
+
+
+def parse_flags(argv):
+    """absl's parsing, failing with one line that names the flag."""
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as error:
+        fail(str(error).splitlines()[0])
+    if len(rest) > 1:
+        fail(f"unexpected arguments {rest[1:]} (flags are written --name=value)")
+    return rest
+
+
+def fail(message):
+    print(f"keras_meta.train: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def resolved_config():
+    given = {name for name in FLAGS if FLAGS[name].present}
+    try:
+        config = run_config.resolve({name: FLAGS[name].value for name in FLAGS}, given)
+    except run_config.UsageError as error:
+        fail(str(error))
+    if config.val_tasks == 1:
+        fail("--val_tasks must be 0 or >= 2")
+    return config
+
+
+def training_callbacks(config, resuming):
+    """Throughput, validation, logs, checkpoints and the backup, in the order
+    in which they must see each epoch's logs."""
+    out = config.output_dir
+    monitor, mode = ("val_accuracy", "max") if config.classification else ("val_loss", "min")
+    callbacks = [meta_callbacks.TaskThroughput(config.meta_batch_size)]
+    if config.val_tasks:
+        callbacks.append(meta_callbacks.FewShotEvaluation(
+            streams.episodes(config, "validation"), num_tasks=config.val_tasks, prefix="val"))
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            os.path.join(out, "checkpoints", "best.keras"), monitor=monitor, mode=mode,
+            save_best_only=True))
+    return callbacks + [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resuming),
+        keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
+        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+    ]
+
+
+def main(argv):
+    del argv
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TFDS logs each dataset it opens at INFO
+    config = resolved_config()
+    out = config.output_dir
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    done = meta_callbacks.completed_epochs(os.path.join(out, "backup"))
+    if done:
+        print(f"Resuming after epoch {done} of {config.epochs} from {out}/backup")
+    model = models.build_model(config)
+
+    start = time.perf_counter()
+    history = model.fit(streams.training(config, skip_epochs=done), epochs=config.epochs,
+                        steps_per_epoch=config.log_every, verbose=int(FLAGS.verbose),
+                        callbacks=training_callbacks(config, resuming=done > 0))
+    seconds = time.perf_counter() - start
+    model.save(os.path.join(out, "model.keras"))
+    if config.export:
+        model.export(os.path.join(out, "saved_model"), verbose=False)
+
+    results = evaluation.evaluate_tasks(model, streams.episodes(config, "test"), config.test_tasks)
+    summary = report.test_summary(config, results)
+    iterations = len(history.epoch) * config.log_every
+    payload = {
+        "config": config.as_dict(),
+        "train": {"iterations": config.iterations, "iterations_this_process": iterations,
+                  "seconds": seconds, "seconds_per_iteration": seconds / iterations,
+                  "tasks_per_second": iterations * config.meta_batch_size / seconds},
+        "test": summary,
+        "history": history.history,
+    }
+    report.write_test_summaries(os.path.join(out, "logs"), summary, results, config.iterations)
+    payload["figures"] = report.write_figures(out, config, os.path.join(out, "history.csv"),
+                                              results)
+    report.write_json(os.path.join(out, "results.json"), payload)
+    print(f"\n{iterations} meta-iterations in {seconds:.0f} s "
+          f"({seconds / iterations:.3f} s each, {payload['train']['tasks_per_second']:.1f} tasks/s)")
+    for line in (report.per_step_line(config, summary), report.headline(config, summary)):
+        if line:
+            print(line)
+    print(f"Results, checkpoints and TensorBoard logs: {out}")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
