@@ -105,7 +105,7 @@ def by_inner_step(per_step, label=None, ylabel="accuracy", ax=None):
     if per_step.ndim != 2 or per_step.shape[0] < 2:
         raise ValueError(f"`per_step` must have shape [tasks >= 2, steps + 1]; "
                          f"received shape {per_step.shape}.")
-    means, halves = zip(*(stats.mean_confidence_interval(column) for column in per_step.T))
+    means, halves = np.array([stats.mean_confidence_interval(column) for column in per_step.T]).T
     ax = ax or new_axes()
     ax.errorbar(np.arange(per_step.shape[1]), means, yerr=halves, marker="o", capsize=3,
                 label=label)
