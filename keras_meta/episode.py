@@ -35,6 +35,15 @@ def _check_equal(what, a, b):
         raise ValueError(f"{what}: expected {a}, received {b}.")
 
 
+def as_class_labels(labels):
+    """Rank-2 `[T, N]` labels are class labels: given as floats (as Keras's
+    symbolic build and some NumPy pipelines produce them), they become int32.
+    Float targets of regression have rank 3, `[T, N, out]`, and are unchanged."""
+    if labels.dtype.is_floating and labels.shape.rank == 2:
+        return tf.cast(labels, tf.int32)
+    return labels
+
+
 def check_keys(inputs):
     """Checks that `inputs` is a dict with exactly the episode keys."""
     if not isinstance(inputs, dict):
@@ -70,6 +79,7 @@ def validate_inputs(inputs):
     """
     check_keys(inputs)
     tensors = {k: tf.convert_to_tensor(inputs[k]) for k in KEYS}
+    tensors[SUPPORT_Y] = as_class_labels(tensors[SUPPORT_Y])
     sx, sy, qx = (tensors[k] for k in KEYS)
     for key in (SUPPORT_X, QUERY_X):
         t = tensors[key]
@@ -107,7 +117,7 @@ def validate_inputs(inputs):
 
 def validate_targets(inputs, query_y):
     """Checks `query_y` against `inputs["query_x"]` and `support_y` (static)."""
-    query_y = tf.convert_to_tensor(query_y)
+    query_y = as_class_labels(tf.convert_to_tensor(query_y))
     qx, sy = inputs[QUERY_X], inputs[SUPPORT_Y]
     _check_equal(
         "`query_y` must have as many tasks (dimension 0) as `query_x`",

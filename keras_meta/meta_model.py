@@ -121,7 +121,7 @@ class MetaModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
         self._loss_tracker.update_state(
-            _unscale_for_distribution(loss), sample_weight=tf.shape(x[episode.SUPPORT_X])[0])
+            unscale_for_distribution(loss), sample_weight=tf.shape(x[episode.SUPPORT_X])[0])
         self.optimizer.apply(grads, self.trainable_variables)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
@@ -227,6 +227,9 @@ def _input_shapes(x):
     return None
 
 
-def _unscale_for_distribution(loss):
+def unscale_for_distribution(loss):
+    """Undoes the `1 / replicas` scaling Keras losses apply inside a replica
+    context (meant for gradients that are summed over replicas): the value
+    of the loss itself, e.g. an inner loss, or a loss to log."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss * tf.cast(replicas, loss.dtype) if replicas > 1 else loss

@@ -149,3 +149,12 @@ def test_fomaml_refuses_second_order():
 def test_bad_sinusoid_arguments(argument, value):
     with pytest.raises(ValueError, match=f"`{argument}` must be"):
         km.data.sinusoid_episodes(**{argument: value})
+
+
+def test_float_class_labels_are_cast_to_int(model):
+    inputs, query_y = episode()
+    as_floats = dict(inputs, support_y=inputs["support_y"].astype("float32"))
+    np.testing.assert_array_equal(model(as_floats), model(inputs))
+    inputs, _ = episode(labels=WAYS)
+    with pytest.raises(ValueError, match=r"`support_y` must hold labels in \[0, 3\)"):
+        model(dict(inputs, support_y=inputs["support_y"].astype("float32")))

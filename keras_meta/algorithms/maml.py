@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from keras_meta import adaptation, episode
-from keras_meta.meta_model import MetaModel
+from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
 
 def _check_steps(name, value, allow_none=False):
@@ -102,8 +102,10 @@ class MAML(MetaModel):
         return None
 
     def inner_loss(self, y, y_pred):
-        """Inner loss: compiled loss on one task's support set, `y` `[S]` or `[S, out]`."""
-        return self.compiled_loss(y, y_pred)
+        """Inner loss: compiled loss on one task's support set, `y` `[S]` or
+        `[S, out]` (never scaled for distribution: each replica adapts its own
+        tasks exactly as one device would)."""
+        return unscale_for_distribution(self.compiled_loss(y, y_pred))
 
     def task_loss(self, support_x, support_y, query_x, query_y, sample_weight=None):
         """One task's query predictions `[Q, ...]` after `inner_steps` steps and

@@ -55,7 +55,9 @@ class Reptile(MAML):
         y_pred, *adapted = self.map_tasks(task, tasks, signature)
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                   training=True)
-        grads = [w - tf.reduce_mean(a, axis=0) for w, a in zip(weights, adapted)]
+        # Summed over replicas by the optimizer, like the gradients of Keras losses.
+        share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = [(w - tf.reduce_mean(a, axis=0)) * share for w, a in zip(weights, adapted)]
         return grads, y_pred, loss
 
     def get_config(self):
