@@ -34,8 +34,8 @@ class FunctionalLearner:
     def initial_weights(self):
         """Current trainable and non-trainable values, as lists of tensors."""
         return (
-            [v.value for v in self.model.trainable_variables],
-            [v.value for v in self.model.non_trainable_variables],
+            [tf.convert_to_tensor(v.value) for v in self.model.trainable_variables],
+            [tf.convert_to_tensor(v.value) for v in self.model.non_trainable_variables],
         )
 
     def __call__(self, weights, frozen, x):
@@ -74,7 +74,7 @@ def batch_for_step(support_x, support_y, step, batch_size):
 
 
 def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
-          first_order=False, adapted=None, batch_size=None):
+          first_order=False, adapted=None, batch_size=None, update_sees_loss=False):
     """Runs `steps` gradient steps on one task's support set.
 
     Args:
@@ -92,6 +92,10 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
         keep their value (ANIL adapts only the head).
       batch_size: if set, step `k` uses the `k`-th mini-batch of this many
         support examples (`batch_for_step`) instead of the whole support set.
+      update_sees_loss: if True, `update` is called as
+        `update(weights, grads, step, loss)` with the step's inner loss (a
+        scalar, at the weights before the step), for learned update rules
+        that read it (`MetaLSTM`).
 
     Returns:
       The trajectory: a list of `steps + 1` weight lists, `trajectory[0]` being
@@ -115,6 +119,7 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
         grads = [None] * len(current)
         for i, g in zip(indices, moving_grads):
             grads[i] = tf.stop_gradient(g) if first_order else g
-        current = update(current, grads, step)
+        current = update(current, grads, step, loss) if update_sees_loss \
+            else update(current, grads, step)
         trajectory.append(current)
     return trajectory
