@@ -7,8 +7,9 @@
 
 Shows Keras's progress bar with tasks/s; every epoch (`--log_every`
 meta-iterations) evaluates `--val_tasks` validation tasks, keeps the best
-checkpoint and a backup to resume from (re-run the same command after an
-interruption), and logs to TensorBoard and a CSV file. At the end it prints
+checkpoint and a crash-safe backup to resume from (re-run the same command
+after an interruption: the run continues with the batches it would have
+seen), and logs to TensorBoard and a CSV file. At the end it prints
 the test accuracy (MSE for sinusoids) over `--test_tasks` new tasks as
 mean ± 95% confidence interval, and writes into `--output_dir`:
 
@@ -37,6 +38,7 @@ import keras  # noqa: E402
 
 from keras_meta import callbacks as meta_callbacks  # noqa: E402
 from keras_meta import evaluation  # noqa: E402
+from keras_meta.backup import AtomicBackupAndRestore  # noqa: E402
 from keras_meta.cli import config as run_config  # noqa: E402
 from keras_meta.cli import models, presets, report, streams  # noqa: E402
 
@@ -108,7 +110,7 @@ def resolved_config():
     return config
 
 
-def training_callbacks(config, resuming):
+def training_callbacks(config, backup, resuming):
     """Throughput, validation, logs, checkpoints and the backup, in the order
     in which they must see each epoch's logs."""
     out = config.output_dir
@@ -124,7 +126,7 @@ def training_callbacks(config, resuming):
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=resuming),
         keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        backup,
     ]
 
 
@@ -136,15 +138,16 @@ def main(argv):
     out = config.output_dir
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    done = meta_callbacks.completed_epochs(os.path.join(out, "backup"))
+    backup = AtomicBackupAndRestore(os.path.join(out, "backup"))
+    done = (backup.committed_state() or {"epoch": 0})["epoch"]
     if done:
-        print(f"Resuming after epoch {done} of {config.epochs} from {out}/backup")
+        print(f"Resuming after epoch {done} of {config.epochs} from {backup.backup_dir}")
     model = models.build_model(config)
 
     start = time.perf_counter()
-    history = model.fit(streams.training(config, skip_epochs=done), epochs=config.epochs,
+    history = model.fit(streams.training(config, model), epochs=config.epochs,
                         steps_per_epoch=config.log_every, verbose=int(FLAGS.verbose),
-                        callbacks=training_callbacks(config, resuming=done > 0))
+                        callbacks=training_callbacks(config, backup, resuming=done > 0))
     seconds = time.perf_counter() - start
     model.save(os.path.join(out, "model.keras"))
     if config.export:

@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 import keras_meta as km
+from keras_meta.data.stream import counter_stream
 
 IMAGE = (8, 8, 1)
 WAYS, SHOTS, QUERIES, TASKS = 3, 2, 2, 2
@@ -62,14 +63,24 @@ class Entry:
                       metrics=["accuracy"])
         return model
 
-    def training_data(self, batches, seed=0):
-        """A finite `tf.data.Dataset` of `batches` training batches."""
+    def training_data(self, batches, seed=0, start=0):
+        """A stream cycling through `batches` training batches, beginning at
+        batch `start` (an int, or `model.optimizer.iterations` to resume)."""
         if self.data == "labelled":
             rng = np.random.default_rng(seed)
             x = rng.normal(size=(batches, 12, *IMAGE)).astype("float32")
             y = rng.integers(0, PRETRAINING_CLASSES, size=(batches, 12)).astype("int32")
-            return tf.data.Dataset.from_tensor_slices((x, y))
-        return episode_dataset(batches, seed=seed)
+            return cycle((x, y), start)
+        return cycle(episode_arrays(batches, seed), start)
+
+
+def cycle(arrays, start=0):
+    """The counter stream whose batch `i` is `arrays[i % len]` (a nested
+    structure of arrays with a leading batch axis)."""
+    batches = len(tf.nest.flatten(arrays)[0])
+    tensors = tf.nest.map_structure(tf.constant, arrays)
+    return counter_stream(lambda i: tf.nest.map_structure(
+        lambda t: tf.gather(t, i % batches), tensors), start)
 
 
 def episodes(tasks=TASKS, ways=WAYS, shots=SHOTS, queries=QUERIES, seed=0):
@@ -91,11 +102,17 @@ def episodes(tasks=TASKS, ways=WAYS, shots=SHOTS, queries=QUERIES, seed=0):
     return inputs, query_y
 
 
-def episode_dataset(batches, seed=0, **shape):
-    """`batches` episode batches (seeds `seed`, `seed + 1`, ...) as a finite dataset."""
+def episode_arrays(batches, seed=0, **shape):
+    """`batches` episode batches (seeds `seed`, `seed + 1`, ...) stacked:
+    `(inputs, query_y)` with a leading batch axis."""
     parts = [episodes(seed=seed + i, **shape) for i in range(batches)]
     inputs = {key: np.stack([p[0][key] for p in parts]) for key in parts[0][0]}
-    return tf.data.Dataset.from_tensor_slices((inputs, np.stack([p[1] for p in parts])))
+    return inputs, np.stack([p[1] for p in parts])
+
+
+def episode_dataset(batches, seed=0, **shape):
+    """`episode_arrays` as a finite dataset."""
+    return tf.data.Dataset.from_tensor_slices(episode_arrays(batches, seed, **shape))
 
 
 def _loop(**kwargs):

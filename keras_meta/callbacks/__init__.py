@@ -9,7 +9,6 @@ before the callbacks that read the logs (`TensorBoard`, `CSVLogger`,
 
 from keras_meta.callbacks.adaptation_plot import AdaptationPlot
 from keras_meta.callbacks.few_shot_evaluation import FewShotEvaluation
-from keras_meta.callbacks.resume import completed_epochs
 from keras_meta.callbacks.task_throughput import TaskThroughput
 
-__all__ = ["AdaptationPlot", "FewShotEvaluation", "TaskThroughput", "completed_epochs"]
+__all__ = ["AdaptationPlot", "FewShotEvaluation", "TaskThroughput"]

@@ -73,12 +73,13 @@ class AdaptationPlot(keras.callbacks.Callback):
         plot.save(ax, path)
         self.paths.append(path)
 
-    def plot_accuracy(self):
+    def plot_accuracy(self, ax=None):
+        """Accuracy against inner steps on the first `num_tasks` tasks."""
         results = self._evaluator(self.dataset, self.num_tasks)
-        return plot.by_inner_step(results.accuracy_per_step)
+        return plot.by_inner_step(results.accuracy_per_step, ax=ax)
 
-    def plot_regression(self, inputs, query_y):
-        """The first task of `inputs`, 1-D features only."""
+    def plot_regression(self, inputs, query_y, ax=None):
+        """The fit of the first task of `inputs` (NumPy), 1-D features only."""
         task = {key: np.asarray(value)[:1] for key, value in inputs.items()}
         if task[episode.SUPPORT_X].shape[2:] != (1,):
             raise ValueError("AdaptationPlot draws regression tasks with one input feature; "
@@ -92,4 +93,4 @@ class AdaptationPlot(keras.callbacks.Callback):
         return plot.regression_fit(
             task[episode.SUPPORT_X][0], task[episode.SUPPORT_Y][0], grid.reshape(-1, 1),
             np.asarray(curves)[0], query_x=task[episode.QUERY_X][0],
-            query_y=np.asarray(query_y)[0])
+            query_y=np.asarray(query_y)[0], ax=ax)

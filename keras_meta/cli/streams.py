@@ -11,20 +11,21 @@ EVAL_TASKS_PER_BATCH = 20
 SEED_OFFSETS = {"train": 0, "test": 1, "validation": 2}
 
 
-def episodes(config, split, meta_batch_size=EVAL_TASKS_PER_BATCH):
-    """Episodes of `split` ("train", "validation" or "test") for `config`."""
+def episodes(config, split, meta_batch_size=EVAL_TASKS_PER_BATCH, start=0):
+    """Episodes of `split` ("train", "validation" or "test") for `config`,
+    from batch `start` on (see `km.data.episodes`)."""
     seed = config.seed + SEED_OFFSETS[split]
     if config.dataset == "sinusoid":
         return km.data.sinusoid_episodes(shots=config.shots, query_shots=config.query_shots,
-                                         meta_batch_size=meta_batch_size, seed=seed)
+                                         meta_batch_size=meta_batch_size, seed=seed, start=start)
     return km.data.omniglot_episodes(
         split, ways=config.ways, shots=config.shots, query_shots=config.query_shots,
         meta_batch_size=meta_batch_size, seed=seed, source=config.dataset,
-        data_dir=config.data_dir)
+        data_dir=config.data_dir, start=start)
 
 
-def training(config, skip_epochs=0):
-    """The meta-training stream, past the first `skip_epochs` epochs (when
-    resuming, so that the run sees the batches an uninterrupted one would)."""
-    stream = episodes(config, "train", config.meta_batch_size)
-    return stream.skip(skip_epochs * config.log_every) if skip_epochs else stream
+def training(config, model):
+    """The meta-training stream, starting at `model`'s meta-iteration (read
+    when `fit` begins iterating, after a backup was restored), so that a
+    resumed run sees the batches an uninterrupted one would."""
+    return episodes(config, "train", config.meta_batch_size, start=model.optimizer.iterations)
