@@ -16,9 +16,14 @@ A kill before the commit leaves the previous backup intact; a kill after it
 leaves the new one. Files that no committed state names (a half-written
 weight file) are removed when `fit` starts.
 
-To resume bit-identically, the training stream must also restart where the
-backup stopped: pass `start=model.optimizer.iterations` to the episode
-stream (see `keras_meta.data.stream`).
+To resume bit-identically, the training stream must also continue where
+the backup stopped: start it at the callback's `start_iteration`, which
+`fit` sets to the model's (restored) meta-iteration before it reads any
+data:
+
+    backup = km.backup.AtomicBackupAndRestore("run/backup")
+    train = km.data.sinusoid_episodes(seed=0, start=backup.start_iteration)
+    model.fit(train, steps_per_epoch=100, epochs=50, callbacks=[backup])
 """
 
 import json
@@ -26,6 +31,7 @@ import os
 import shutil
 
 import keras
+import tensorflow as tf
 
 STATE = "state.json"
 
@@ -38,6 +44,11 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
       delete_checkpoint: remove the backup when `fit` completes (as Keras's
         `BackupAndRestore`).
 
+    Attributes:
+      start_iteration: scalar int64 variable, the model's meta-iteration
+        (`optimizer.iterations`) when `fit` began, after the restore: the
+        `start` of a resumable episode stream (see `keras_meta.data.stream`).
+
     Backups happen at epoch ends only: Keras resumes a run at the start of
     an epoch, so choose `steps_per_epoch` for the backup cadence.
     """
@@ -48,6 +59,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             raise ValueError(f"`backup_dir` must be a directory path; received {backup_dir!r}.")
         self.backup_dir = os.fspath(backup_dir)
         self.delete_checkpoint = delete_checkpoint
+        self.start_iteration = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     @property
     def state_path(self):
@@ -67,13 +79,13 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
                 "it) before `fit`.")
         state = self.committed_state()
         self._remove_uncommitted(state)
-        if state is None:
-            return
         optimizer = self.model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
-        self.model._initial_epoch = state["epoch"]  # as keras.callbacks.BackupAndRestore does
+        if state is not None:
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+            self.model._initial_epoch = state["epoch"]  # as keras.callbacks.BackupAndRestore does
+        self.start_iteration.assign(0 if optimizer is None else int(optimizer.iterations))
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.backup_dir, exist_ok=True)

@@ -3,9 +3,9 @@ it again with the same arguments, and it finishes the same run.
 
     python tests/resume_worker.py OUT_DIR [--epochs E] [--steps S] [--kill_in_save K]
 
-MAML on sinusoid episodes, on CPU with op determinism; the stream starts at
-the model's (restored) meta-iteration and `AtomicBackupAndRestore` backs up
-to `OUT_DIR/backup` each epoch. The final weights go to `OUT_DIR/final.npz`.
+MAML on sinusoid episodes, on CPU with op determinism; `AtomicBackupAndRestore`
+backs up to `OUT_DIR/backup` each epoch and the stream starts at its
+`start_iteration` (the restored meta-iteration). The final weights go to `OUT_DIR/final.npz`.
 `--kill_in_save K` makes the process SIGKILL itself in the middle of the
 backup of epoch K (weights file half-written, state not committed), once.
 """
@@ -56,10 +56,12 @@ def main(argv):
     keras.utils.set_random_seed(0)
     model = km.MAML(km.learners.mlp(hidden=(20, 20)), inner_lr=0.01, inner_steps=2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model(next(iter(km.data.sinusoid_episodes(shots=5, query_shots=5, meta_batch_size=1)))[0])
+    restore = backup.AtomicBackupAndRestore(os.path.join(args.out_dir, "backup"))
     stream = km.data.sinusoid_episodes(shots=5, query_shots=5, meta_batch_size=5, seed=0,
-                                       start=model.optimizer.iterations)
+                                       start=restore.start_iteration)
     model.fit(stream, steps_per_epoch=args.steps, epochs=args.epochs, verbose=0,
-              callbacks=[backup.AtomicBackupAndRestore(os.path.join(args.out_dir, "backup"))])
+              callbacks=[restore])
     final = os.path.join(args.out_dir, "final.npz")
     np.savez(final + ".tmp.npz", *model.get_weights(),
              iterations=model.optimizer.iterations.numpy())

@@ -73,14 +73,17 @@ class Crash(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def sinusoid_maml(resumable=True):
-    """A fresh seeded MAML and its training stream (starting at the model's iteration)."""
+def sinusoid_maml(backup_dir=None, resumable=True):
+    """A fresh seeded MAML, its training stream and callbacks: with
+    `backup_dir`, an `AtomicBackupAndRestore` whose `start_iteration` starts
+    the stream if `resumable` (else the stream starts at 0)."""
     keras.utils.set_random_seed(0)
     model = km.MAML(km.learners.mlp(hidden=(8,)), inner_lr=0.01)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    start = model.optimizer.iterations if resumable else 0
     model(next(iter(km.data.sinusoid_episodes(meta_batch_size=1)))[0])  # builds it
-    return model, km.data.sinusoid_episodes(meta_batch_size=3, seed=0, start=start)
+    backups = [] if backup_dir is None else [AtomicBackupAndRestore(backup_dir)]
+    start = backups[0].start_iteration if backups and resumable else 0
+    return model, km.data.sinusoid_episodes(meta_batch_size=3, seed=0, start=start), backups
 
 
 def weights(model):
@@ -92,16 +95,17 @@ def fit(model, stream, callbacks=()):
 
 
 def interrupted_then_resumed(backup_dir, resumable):
-    model, stream = sinusoid_maml(resumable)
+    model, stream, backups = sinusoid_maml(backup_dir, resumable)
     with pytest.raises(KeyboardInterrupt):
-        fit(model, stream, [AtomicBackupAndRestore(backup_dir), Crash(epoch=2)])
-    model, stream = sinusoid_maml(resumable)
-    history = fit(model, stream, [AtomicBackupAndRestore(backup_dir)])
+        fit(model, stream, [*backups, Crash(epoch=2)])
+    model, stream, backups = sinusoid_maml(backup_dir, resumable)
+    history = fit(model, stream, backups)
+    assert int(backups[0].start_iteration) == 6
     return model, history
 
 
 def test_resumed_run_is_bit_identical_and_a_restarted_stream_is_not(tmp_path, op_determinism):
-    model, stream = sinusoid_maml()
+    model, stream, _ = sinusoid_maml()
     fit(model, stream)
     expected = weights(model)
 
@@ -116,7 +120,7 @@ def test_resumed_run_is_bit_identical_and_a_restarted_stream_is_not(tmp_path, op
 
 
 def test_a_save_that_dies_midway_leaves_the_previous_backup(tmp_path, monkeypatch):
-    model, stream = sinusoid_maml()
+    model, stream, _ = sinusoid_maml()
     backup = AtomicBackupAndRestore(tmp_path, delete_checkpoint=False)
     fit(model, stream, [backup])
     committed = backup.committed_state()
@@ -136,12 +140,13 @@ def test_a_save_that_dies_midway_leaves_the_previous_backup(tmp_path, monkeypatc
         file.write('{"epoch": 5, "wei')  # a state write cut short, never renamed
     assert backup.committed_state() == committed
 
-    restored, _ = sinusoid_maml()
+    restored, _, _ = sinusoid_maml()
     callback = AtomicBackupAndRestore(tmp_path)
     callback.set_model(restored)
     callback.on_train_begin()
     assert sorted(os.listdir(tmp_path)) == [committed["weights"], STATE]  # debris removed
     assert restored._initial_epoch == 4
+    assert int(callback.start_iteration) == 12
     for got, want in zip(weights(restored), saved, strict=True):
         np.testing.assert_array_equal(got, want)
 

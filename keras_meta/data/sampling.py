@@ -51,7 +51,7 @@ def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None,
       data_dir: TFDS data directory (TFDS's default when None).
       image_key, label_key: feature names of dict-valued sources.
       start: index of the first batch, an int or a scalar integer variable
-        such as `model.optimizer.iterations` (resuming; see
+        such as `AtomicBackupAndRestore(...).start_iteration` (resuming; see
         `keras_meta.data.stream`).
 
     Returns:

@@ -28,8 +28,9 @@ def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
     `φ ~ U(phase_range)` and inputs `x ~ U(x_range)`. Batch `i` is drawn
     from a counter-based generator keyed by `(seed, i)`, so the stream is
     reproducible, independent of parallelism, and resumable: `start=i` (or
-    `skip(i)`) begins at batch `i`, and `start=model.optimizer.iterations`
-    continues where a model restored by `BackupAndRestore` stopped (see
+    `skip(i)`) begins at batch `i`, and `start=backup.start_iteration`
+    continues where a run restored by `backup`, a
+    `keras_meta.backup.AtomicBackupAndRestore`, stopped (see
     `keras_meta.data.stream`).
 
     Returns:

@@ -1,12 +1,14 @@
 """Counter-based streams: batch `i` is a pure function of `i`, so a stream
 can start anywhere, in particular where a restored model stopped.
 
-`start` is an int, or a scalar integer variable such as
-`model.optimizer.iterations`, read each time an iterator over the stream is
-created. `fit` creates its iterator after callbacks run `on_train_begin`, so
-when `BackupAndRestore` has restored the model (its optimizer included) the
-stream continues at the restored meta-iteration: a resumed run sees the
-batches an uninterrupted one would.
+`start` is an int, or a scalar integer variable read when iteration
+begins. `fit` begins iterating after its callbacks' `on_train_begin`, where
+`keras_meta.backup.AtomicBackupAndRestore` restores the model and sets its
+`start_iteration` variable to the model's meta-iteration: a stream started
+at that variable gives a resumed run the batches an uninterrupted one would
+see. (The variable must not change while the stream is read, so
+`model.optimizer.iterations` itself will not do: the first train step may
+increment it before the stream has read it.)
 """
 
 import keras
@@ -22,7 +24,7 @@ def counter_stream(batch, start=0):
       batch: `index` (scalar int64 tensor) → one dataset element.
       start: index of the first batch: an int >= 0, or a scalar integer
         variable (`keras.Variable` or `tf.Variable`) read when iteration
-        begins.
+        begins, such as `AtomicBackupAndRestore(...).start_iteration`.
 
     Returns:
       An infinite dataset, mapped in parallel, deterministic, prefetched.
