@@ -123,7 +123,8 @@ class MetaModel(keras.Model):
         self._loss_tracker.update_state(
             unscale_for_distribution(loss), sample_weight=tf.shape(x[episode.SUPPORT_X])[0])
         self.optimizer.apply(grads, self.trainable_variables)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return _for_multi_worker_reduction(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def meta_gradients(self, x, y, sample_weight=None):
         """Gradients of the meta-loss with respect to `trainable_variables`.
@@ -161,7 +162,19 @@ class MetaModel(keras.Model):
             shapes = _input_shapes(x)
             if shapes is not None:
                 self.build(shapes)
+        self._dataset_spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
         return super().fit(x, y, *args, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Under a distribution strategy, Keras builds the compiled loss and
+        metrics from a distributed batch reduced by MEAN, which turns integer
+        labels into floats and fails for dict inputs under
+        `MultiWorkerMirroredStrategy`; a dataset's element spec serves instead."""
+        spec = getattr(self, "_dataset_spec", None)
+        if spec is None or self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=spec)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
                **kwargs):
@@ -225,6 +238,18 @@ def _input_shapes(x):
     if hasattr(x, "shape"):
         return tuple(x.shape)
     return None
+
+
+def _for_multi_worker_reduction(logs):
+    """Keras reduces step logs across workers with `MEAN` over axis 0, which
+    fails for scalars under `MultiWorkerMirroredStrategy` (Keras 3); give
+    them that axis there (the reduction removes it again)."""
+    strategy = tf.distribute.get_strategy()
+    # The same test as Keras's own before that reduction.
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or \
+            not strategy.extended._in_multi_worker_mode():
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
 
 def unscale_for_distribution(loss):

@@ -105,15 +105,16 @@ class MAML(MetaModel):
         """Inner loss: compiled loss on one task's support set, `y` `[S]` or
         `[S, out]` (never scaled for distribution: each replica adapts its own
         tasks exactly as one device would)."""
-        return unscale_for_distribution(self.compiled_loss(y, y_pred))
+        return unscale_for_distribution(self.apply_compiled_loss(y, y_pred))
 
     def task_loss(self, support_x, support_y, query_x, query_y, sample_weight=None):
         """One task's query predictions `[Q, ...]` after `inner_steps` steps and
         its meta-loss: the compiled loss on its query set."""
         predictions = self.predict_task(support_x, support_y, query_x, self.inner_steps)
-        return predictions, self.compiled_loss(query_y, predictions, sample_weight)
+        return predictions, self.apply_compiled_loss(query_y, predictions, sample_weight)
 
-    def compiled_loss(self, y, y_pred, sample_weight=None):
+    def apply_compiled_loss(self, y, y_pred, sample_weight=None):
+        """The compiled loss on one task: `y` `[N]` or `[N, out]`, `y_pred` `[N, ...]`."""
         if self._compile_loss is None:
             raise ValueError(
                 f"{type(self).__name__} adapts with the compiled loss: call "

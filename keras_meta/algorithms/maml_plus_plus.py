@@ -177,7 +177,7 @@ class MAMLPlusPlus(MAML):
         step_weights = self.step_loss_weights()
         loss = 0.0
         for k in range(self.inner_steps):
-            step_loss = self.compiled_loss(query_y, per_step[k], sample_weight)
+            step_loss = self.apply_compiled_loss(query_y, per_step[k], sample_weight)
             loss += tf.cast(step_weights[k], step_loss.dtype) * step_loss
         return per_step[-1], loss
 
