@@ -111,3 +111,24 @@ def test_helpfull_documents_every_flag():
             "output_dir"} <= set(documented)
     assert all(len(text.strip()) > 10 for text in documented.values()), documented
     assert "Meta-trains a keras_meta model" in result.stdout
+
+
+@pytest.mark.slow
+def test_sinusoid_run_reports_the_test_mse_of_the_saved_model(tmp_path):
+    result = run_cli("--dataset=sinusoid", "--iterations=20", "--log_every=10",
+                     "--test_tasks=40", "--val_tasks=20", "--eval_inner_steps=2", "--verbose=0",
+                     f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(tmp_path / "results.json") as file:
+        test = json.load(file)["test"]
+    printed = re.search(r"MSE on 40 new sinusoid tasks .*: ([0-9.]+) ± ([0-9.]+)", result.stdout)
+    assert float(printed.group(1)) == pytest.approx(test["test_loss"], abs=6e-4)
+
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    errors = []
+    for inputs, query_y in km.data.sinusoid_episodes(meta_batch_size=20, seed=1) \
+            .take(2).as_numpy_iterator():
+        errors.append(np.mean((model.predict(inputs, verbose=0) - query_y) ** 2, axis=(1, 2)))
+    mean, half_width = numpy_mean_ci(np.concatenate(errors))
+    assert test["test_loss"] == pytest.approx(mean, rel=1e-5)
+    assert test["test_loss_ci"] == pytest.approx(half_width, rel=1e-4)
