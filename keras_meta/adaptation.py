@@ -16,6 +16,8 @@ which weights adapt, and the number of steps.
 import keras
 import tensorflow as tf
 
+from keras_meta import episode
+
 
 class FunctionalLearner:
     """A Keras model evaluated as a pure function of its weights.
@@ -74,7 +76,8 @@ def batch_for_step(support_x, support_y, step, batch_size):
 
 
 def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
-          first_order=False, adapted=None, batch_size=None, update_sees_loss=False):
+          first_order=False, adapted=None, batch_size=None, update_sees_loss=False,
+          clipnorm=None):
     """Runs `steps` gradient steps on one task's support set.
 
     Args:
@@ -96,10 +99,16 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
         `update(weights, grads, step, loss)` with the step's inner loss (a
         scalar, at the weights before the step), for learned update rules
         that read it (`MetaLSTM`).
+      clipnorm: if set, each adapted weight's inner gradient is rescaled to
+        an L2 norm of at most `clipnorm` (as a Keras optimizer's `clipnorm`).
 
     Returns:
       The trajectory: a list of `steps + 1` weight lists, `trajectory[0]` being
       `weights` and `trajectory[k]` the weights after `k` steps.
+
+    Raises (when the trajectory is evaluated):
+      FloatingPointError naming the inner step if a step's inner loss or the
+      weights it produces are not finite (a diverging inner loop).
     """
     if adapted is None:
         adapted = [True] * len(weights)
@@ -116,10 +125,25 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
             loss = loss_fn(y, forward(current, x))
         moving_grads = tape.gradient(loss, moving,
                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        if clipnorm is not None:
+            moving_grads = [tf.clip_by_norm(g, clipnorm) for g in moving_grads]
         grads = [None] * len(current)
         for i, g in zip(indices, moving_grads):
             grads[i] = tf.stop_gradient(g) if first_order else g
         current = update(current, grads, step, loss) if update_sees_loss \
             else update(current, grads, step)
+        current = _checked_step(loss, current, indices, step, steps)
         trajectory.append(current)
     return trajectory
+
+
+def _checked_step(loss, weights, indices, step, steps):
+    """`weights` made to depend on a check that `loss` and the adapted weights are finite."""
+    message = (f"the inner loop diverged at inner step {step + 1} of {steps}: its inner loss "
+               "or the weights it produced are not finite. Lower `inner_lr`, or clip the "
+               "inner gradients (`inner_clipnorm`).")
+    checked = episode.checked_finite([loss] + [weights[i] for i in indices], message)[1:]
+    weights = list(weights)
+    for i, w in zip(indices, checked):
+        weights[i] = w
+    return weights

@@ -10,11 +10,14 @@ One dataset element is a batch of `T` tasks, `(inputs, query_y)`:
 
 Shapes are checked while the graph is built (static shapes); label ranges are
 checked at run time by assertions whose message starts with `ERROR_MARKER`,
-which `MetaModel` turns into a `ValueError`.
+which `MetaModel` turns into a `ValueError`. Run-time checks that training
+has not diverged (`checked_finite`) start with `DIVERGENCE_MARKER` and
+become a `FloatingPointError`.
 """
 
 import contextlib
 import functools
+import re
 
 import tensorflow as tf
 
@@ -24,6 +27,7 @@ QUERY_X = "query_x"
 KEYS = (SUPPORT_X, SUPPORT_Y, QUERY_X)
 
 ERROR_MARKER = "keras_meta episode error: "
+DIVERGENCE_MARKER = "keras_meta divergence: "
 
 
 def _dim(shape, axis):
@@ -146,17 +150,32 @@ def checked_labels(labels, num_classes, name):
         return tf.identity(labels)
 
 
+def checked_finite(tensors, message):
+    """`tensors` (a list; None entries pass through) made to depend on a
+    run-time check that all their values are finite; a failure raises
+    `FloatingPointError(message)` through `assertions_as_value_errors`."""
+    present = [t for t in tensors if t is not None]
+    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in present]))
+    check = tf.debugging.assert_equal(finite, True, message=DIVERGENCE_MARKER + message)
+    with tf.control_dependencies([check]):
+        return [None if t is None else tf.identity(t) for t in tensors]
+
+
 @contextlib.contextmanager
 def assertions_as_value_errors():
     """Turns a failed episode assertion (eager, or raised by a compiled Keras
-    function) into a `ValueError` carrying its message."""
+    function) into a `ValueError` carrying its message, and a failed
+    `checked_finite` into a `FloatingPointError`."""
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
-        if ERROR_MARKER not in error.message:
-            raise
-        text = error.message[error.message.find(ERROR_MARKER) + len(ERROR_MARKER):]
-        raise ValueError(text.split("\n")[0].strip()) from error
+        for marker, error_type in ((ERROR_MARKER, ValueError),
+                                   (DIVERGENCE_MARKER, FloatingPointError)):
+            if marker in error.message:
+                text = error.message[error.message.find(marker) + len(marker):]
+                # Compiled assertions continue "] [Condition ...", eager ones "\nCondition ...".
+                raise error_type(re.split(r"\] \[|\n", text, maxsplit=1)[0].strip()) from error
+        raise
 
 
 def raise_value_errors(function):

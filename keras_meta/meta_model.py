@@ -2,11 +2,19 @@
 set, predict the query set", so that `fit`, `evaluate`, `predict`,
 callbacks and export work on episodes as they do on ordinary batches."""
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_meta import episode
+
+
+NON_FINITE_META_GRADIENT = (
+    "the meta-loss or the meta-gradient is not finite, so training stopped before updating "
+    "the weights. Lower `inner_lr` or the outer learning rate, or clip the inner gradients "
+    "(`inner_clipnorm`).")
 
 
 class MetaModel(keras.Model):
@@ -120,9 +128,13 @@ class MetaModel(keras.Model):
         one update of the compiled optimizer, metrics on the query predictions."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
+        loss, *grads = episode.checked_finite([loss, *grads], NON_FINITE_META_GRADIENT)
         self._loss_tracker.update_state(
             unscale_for_distribution(loss), sample_weight=tf.shape(x[episode.SUPPORT_X])[0])
-        self.optimizer.apply(grads, self.trainable_variables)
+        # The optimizer's iteration counter advances only after this step's batch
+        # was read, so a stream starting at `optimizer.iterations` reads it first.
+        with tf.control_dependencies([loss]):
+            self.optimizer.apply(grads, self.trainable_variables)
         return _for_multi_worker_reduction(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
@@ -192,7 +204,8 @@ class MetaModel(keras.Model):
         if self.train_function is not None and not force:
             return self.train_function
         super().make_train_function(force=True)
-        self.train_function = episode.raise_value_errors(self.train_function)
+        self.train_function = _naming_the_iteration(
+            episode.raise_value_errors(self.train_function), self)
         return self.train_function
 
     def make_test_function(self, force=False):
@@ -223,6 +236,20 @@ class MetaModel(keras.Model):
         config["learner"] = keras.saving.deserialize_keras_object(config["learner"])
         config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(**config)
+
+
+def _naming_the_iteration(train_function, model):
+    """`train_function` whose `FloatingPointError`s name the failed meta-iteration (1-based)."""
+
+    @functools.wraps(train_function)
+    def wrapped(*args, **kwargs):
+        try:
+            return train_function(*args, **kwargs)
+        except FloatingPointError as error:
+            iteration = int(model.optimizer.iterations) + 1  # the failed step never applied
+            raise FloatingPointError(f"Meta-iteration {iteration}: {error}") from error
+
+    return wrapped
 
 
 def _input_shapes(x):

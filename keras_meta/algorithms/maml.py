@@ -21,6 +21,12 @@ def _check_steps(name, value, allow_none=False):
         raise ValueError(f"`{name}` must be an int >= 0; received {value!r}.")
 
 
+def _check_clipnorm(value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 < value < math.inf):
+        raise ValueError(f"`inner_clipnorm` must be None or a number > 0; received {value!r}.")
+
+
 def _check_learning_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"`{name}` must be a finite number; received {value!r}.")
@@ -48,6 +54,13 @@ class MAML(MetaModel):
         loop and average them (default: memory bounded by the tasks in
         flight, fast to trace). False differentiates the whole meta-batch's
         loss through the task loop instead (the reference path; same result).
+      inner_clipnorm: if set, each weight's inner gradient is rescaled to an
+        L2 norm of at most this before the inner update (clip the outer
+        update with the optimizer's own `clipnorm`).
+
+    An inner loop that diverges (a non-finite inner loss or adapted weight)
+    stops `fit`, `evaluate` and `predict` with a `FloatingPointError` naming
+    the inner step, before any weight is updated.
 
     Inputs are episode dicts (`support_x` `[T, S, ...]`, `support_y`,
     `query_x` `[T, Q, ...]`); outputs are query predictions `[T, Q, outputs]`.
@@ -57,8 +70,9 @@ class MAML(MetaModel):
     """
 
     def __init__(self, learner, inner_lr=0.4, inner_steps=1, eval_inner_steps=None,
-                 first_order=False, per_task_gradients=True, **kwargs):
+                 first_order=False, per_task_gradients=True, inner_clipnorm=None, **kwargs):
         _check_learning_rate("inner_lr", inner_lr)
+        _check_clipnorm(inner_clipnorm)
         _check_steps("inner_steps", inner_steps)
         _check_steps("eval_inner_steps", eval_inner_steps, allow_none=True)
         super().__init__(learner, **kwargs)
@@ -67,6 +81,7 @@ class MAML(MetaModel):
         self.eval_inner_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
         self.first_order = bool(first_order)
         self.per_task_gradients = bool(per_task_gradients)
+        self.inner_clipnorm = inner_clipnorm
         self.functional_learner = adaptation.FunctionalLearner(learner)
 
     @property
@@ -139,6 +154,7 @@ class MAML(MetaModel):
             first_order=self.first_order,
             adapted=self.adapted_weights(),
             batch_size=batch_size,
+            clipnorm=self.inner_clipnorm,
         )
 
     def predict_task(self, support_x, support_y, query_x, steps, from_step=None):
@@ -239,6 +255,7 @@ class MAML(MetaModel):
             "eval_inner_steps": self.eval_inner_steps,
             "first_order": self.first_order,
             "per_task_gradients": self.per_task_gradients,
+            "inner_clipnorm": self.inner_clipnorm,
         }
 
 

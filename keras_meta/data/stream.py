@@ -6,9 +6,10 @@ begins. `fit` begins iterating after its callbacks' `on_train_begin`, where
 `keras_meta.backup.AtomicBackupAndRestore` restores the model and sets its
 `start_iteration` variable to the model's meta-iteration: a stream started
 at that variable gives a resumed run the batches an uninterrupted one would
-see. (The variable must not change while the stream is read, so
-`model.optimizer.iterations` itself will not do: the first train step may
-increment it before the stream has read it.)
+see. `model.optimizer.iterations` works too for models trained by
+`MetaModel.train_step`, which advances it only after reading its batch;
+under any other train step the first update may advance it before the
+stream has read it.
 """
 
 import keras
