@@ -2,7 +2,7 @@
 classifies held-out test characters (Sanskrit, Tagalog) far above chance.
 
 Measured with these seeds (100 test tasks, 5 queries per class): ProtoNet
-5-way 0.60 and 20-way 0.29, MatchingNet 0.53, RelationNet 0.50, FineTune
+5-way 0.60 and 20-way 0.29, MatchingNet 0.61, RelationNet 0.50, FineTune
 0.65, MultiTask 0.63; the thresholds leave room for platform differences."""
 
 import functools
@@ -56,7 +56,7 @@ def test_protonet_20_way():
 def test_matching_net_5_way():
     model = km.MatchingNet(km.learners.conv4_embedding(filters=FILTERS))
     accuracy = train_then_test(model, CROSSENTROPY, train_episodes(5, 8, 5), 80, ways=5)
-    assert accuracy > 0.40, f"chance is 0.20; got {accuracy:.3f}"
+    assert accuracy > 0.45, f"chance is 0.20; got {accuracy:.3f}"
 
 
 def test_relation_net_5_way():
