@@ -161,7 +161,7 @@ def test_a_nan_loss_stops_training_before_any_weight_changes():
     model.fit(inputs, query_y, epochs=1, verbose=0)
     before = [w.copy() for w in model.get_weights()]
     inputs["support_x"][:] = np.nan
-    with pytest.raises(ValueError, match="`support_x` must hold finite values"):
+    with pytest.raises((ValueError, FloatingPointError), match="support_x|inner loop diverged"):
         model.fit(inputs, query_y, epochs=3, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()])
     for b, a in zip(before, model.get_weights()):
         np.testing.assert_array_equal(b, a)
