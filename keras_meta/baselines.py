@@ -114,6 +114,12 @@ class HeadFitting(MetaModel):
             )
         return self._compile_loss(y, y_pred)
 
+    def check_labels(self, labels, name):
+        """Int labels as the metric learners' (`metric.checked_class_labels`)."""
+        if labels.dtype.is_integer:
+            return metric.checked_class_labels(labels, name)
+        return super().check_labels(labels, name)
+
     def outputs_per_task(self, labels):
         """Width of a task's head: the ways (`max(labels) + 1`) for int labels,
         the target size for float targets."""
@@ -308,11 +314,12 @@ class MultiTask(HeadFitting):
         if sample_weight is not None:
             raise ValueError("`sample_weight` is not supported by MultiTask.")
         inputs = episode.validate_inputs(x)
-        query_y = episode.validate_targets(inputs, y)
+        query_y = self.check_labels(episode.validate_targets(inputs, y), "query_y")
         if not self.built:  # training never calls the model itself
             self.build({key: tuple(value.shape) for key, value in inputs.items()})
+        support_y = self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
         examples = tf.concat([inputs[episode.SUPPORT_X], inputs[episode.QUERY_X]], axis=1)
-        labels = tf.concat([inputs[episode.SUPPORT_Y], query_y], axis=1)
+        labels = tf.concat([support_y, tf.cast(query_y, support_y.dtype)], axis=1)
         outputs = self.outputs_per_task(labels)
         with tf.GradientTape() as tape:
             features = self.features(examples, training=True)

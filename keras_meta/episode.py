@@ -82,7 +82,9 @@ def validate_inputs(inputs):
       ValueError / TypeError naming the offending key and what was expected.
     """
     check_keys(inputs)
-    tensors = {k: tf.convert_to_tensor(inputs[k]) for k in KEYS}
+    tensors = {k: _as_tensor(inputs[k], k) for k in KEYS}
+    if tensors[SUPPORT_Y].dtype.is_floating:
+        tensors[SUPPORT_Y] = checked_finite_values(tensors[SUPPORT_Y], SUPPORT_Y)
     tensors[SUPPORT_Y] = as_class_labels(tensors[SUPPORT_Y])
     sx, sy, qx = (tensors[k] for k in KEYS)
     for key in (SUPPORT_X, QUERY_X):
@@ -96,11 +98,16 @@ def validate_inputs(inputs):
             )
     if not (sy.dtype.is_integer or sy.dtype.is_floating):
         raise TypeError(f"`support_y` must be int or float; received dtype {sy.dtype.name}.")
-    if sy.shape.rank is not None and sy.shape.rank not in (2, 3):
+    if sy.shape.rank is not None and sy.shape.rank not in (2, 3) or \
+            sy.dtype.is_integer and sy.shape.rank == 3:
         raise ValueError(
-            "`support_y` must have shape [tasks, support] (labels) or "
-            f"[tasks, support, outputs] (targets); received shape {sy.shape}."
+            "`support_y` must have shape [tasks, support] (int labels) or "
+            f"[tasks, support, outputs] (float targets); received {sy.dtype.name} shape "
+            f"{sy.shape}."
         )
+    if qx.dtype != sx.dtype:
+        raise TypeError(f"`query_x` must have the dtype of `support_x`, {sx.dtype.name}; "
+                        f"received {qx.dtype.name}.")
     if sx.shape.rank is not None and qx.shape.rank is not None:
         _check_equal(
             "`query_x` feature shape must equal `support_x` feature shape",
@@ -116,12 +123,21 @@ def validate_inputs(inputs):
     for key in (SUPPORT_X, QUERY_X):
         if 0 in tensors[key].shape[:2]:
             raise ValueError(f"`{key}` has an empty task dimension: shape {tensors[key].shape}.")
+        tensors[key] = checked_finite_values(tensors[key], key)
     return tensors
 
 
 def validate_targets(inputs, query_y):
     """Checks `query_y` against `inputs["query_x"]` and `support_y` (static)."""
-    query_y = as_class_labels(tf.convert_to_tensor(query_y))
+    query_y = _as_tensor(query_y, "query_y")
+    if query_y.shape.rank is not None and query_y.shape.rank not in (2, 3):
+        raise ValueError(
+            "`query_y` must have shape [tasks, queries] (labels) or [tasks, queries, outputs] "
+            f"(targets); received shape {query_y.shape}."
+        )
+    if query_y.dtype.is_floating:
+        query_y = checked_finite_values(query_y, "query_y")
+    query_y = as_class_labels(query_y)
     qx, sy = inputs[QUERY_X], inputs[SUPPORT_Y]
     _check_equal(
         "`query_y` must have as many tasks (dimension 0) as `query_x`",
@@ -139,9 +155,13 @@ def validate_targets(inputs, query_y):
 
 
 def checked_labels(labels, num_classes, name):
-    """`labels` (int) made to depend on a run-time check `0 <= labels < num_classes`."""
-    message = (f"{ERROR_MARKER}`{name}` must hold labels in [0, {num_classes}) "
-               f"for a learner with {num_classes} outputs")
+    """`labels` (int) made to depend on a run-time check `0 <= labels < num_classes`
+    (an int, or a scalar tensor: the number of classes predicted)."""
+    if isinstance(num_classes, int):
+        bound = f"[0, {num_classes}) for a learner with {num_classes} outputs"
+    else:
+        bound = "[0, ways), ways being the number of classes predicted"
+    message = f"{ERROR_MARKER}`{name}` must hold labels in {bound}"
     checks = [
         tf.debugging.assert_non_negative(labels, message=message),
         tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype), message=message),
@@ -154,11 +174,30 @@ def checked_finite(tensors, message):
     """`tensors` (a list; None entries pass through) made to depend on a
     run-time check that all their values are finite; a failure raises
     `FloatingPointError(message)` through `assertions_as_value_errors`."""
+    return _with_finite_check(tensors, DIVERGENCE_MARKER + message)
+
+
+def checked_finite_values(values, name):
+    """Float `values` made to depend on a run-time check that they are
+    finite; a failure raises a `ValueError` naming `name`."""
+    return _with_finite_check([values], f"{ERROR_MARKER}`{name}` must hold finite values "
+                                        "(no NaN or infinity)")[0]
+
+
+def _with_finite_check(tensors, message):
     present = [t for t in tensors if t is not None]
     finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in present]))
-    check = tf.debugging.assert_equal(finite, True, message=DIVERGENCE_MARKER + message)
+    check = tf.debugging.assert_equal(finite, True, message=message)
     with tf.control_dependencies([check]):
         return [None if t is None else tf.identity(t) for t in tensors]
+
+
+def _as_tensor(value, name):
+    try:
+        return tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"`{name}` must be a tensor or an array of numbers; received "
+                        f"{type(value).__name__}: {error}") from error
 
 
 @contextlib.contextmanager

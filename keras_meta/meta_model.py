@@ -58,6 +58,11 @@ class MetaModel(keras.Model):
         self.learner_output_shape = tuple(self.learner(example).shape)
         self.built = True
 
+    def __call__(self, inputs, *args, **kwargs):
+        if not isinstance(inputs, (dict, list, tuple)) and not hasattr(inputs, "shape"):
+            episode.check_keys(inputs)  # a str or None: Keras's own error would not name `inputs`
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs, training=False):
         with episode.assertions_as_value_errors():
             return self.adapt_and_predict(*self.episode_tensors(inputs), training=training)
@@ -121,6 +126,8 @@ class MetaModel(keras.Model):
         if x is not None and y is not None:
             inputs = episode.validate_inputs(x)
             y = self.check_labels(episode.validate_targets(inputs, y), "query_y")
+            if y.dtype.is_integer and y_pred is not None:  # labels of the predicted classes
+                y = episode.checked_labels(y, tf.shape(y_pred)[-1], "query_y")
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
 
     def train_step(self, data):

@@ -58,26 +58,13 @@ class MetricModel(MetaModel):
         return support, query
 
     def check_labels(self, labels, name):
-        """Labels must be ints ≥ 0, and each task's support set must hold
-        every class `0..max(support_y)`; returns `labels` made to depend on
-        these run-time checks."""
+        """Labels must be ints, as `checked_class_labels` describes."""
         if not labels.dtype.is_integer:
             raise TypeError(
                 f"{type(self).__name__} classifies: `{name}` must hold int labels; "
                 f"received dtype {labels.dtype.name}."
             )
-        checks = [tf.debugging.assert_non_negative(
-            labels, message=f"{episode.ERROR_MARKER}`{name}` must hold labels >= 0")]
-        if name == episode.SUPPORT_Y:
-            with tf.control_dependencies(checks):
-                counts = tf.reduce_sum(tf.one_hot(labels, num_ways(labels)), axis=1)
-            checks.append(tf.debugging.assert_positive(
-                counts,
-                message=f"{episode.ERROR_MARKER}`support_y` of every task must hold each "
-                        "label 0..ways-1 at least once (ways = max(support_y) + 1)",
-            ))
-        with tf.control_dependencies(checks):
-            return tf.identity(labels)
+        return checked_class_labels(labels, name)
 
     def get_config(self):
         config = super().get_config()
@@ -96,6 +83,29 @@ def dims(x):
     """The shape of `x` as a list: static sizes where known, else scalar tensors."""
     dynamic = tf.shape(x)
     return [size if size is not None else dynamic[i] for i, size in enumerate(x.shape.as_list())]
+
+
+def checked_class_labels(labels, name):
+    """Int `labels` `[T, N]` made to depend on run-time checks: labels >= 0,
+    and for `support_y` every class `0..max(support_y)` present in each task
+    (so labels lie below the support size, checked first: no label like
+    2**31 - 1 ever sizes a one-hot tensor)."""
+    checks = [tf.debugging.assert_non_negative(
+        labels, message=f"{episode.ERROR_MARKER}`{name}` must hold labels >= 0")]
+    if name == episode.SUPPORT_Y:
+        checks.append(tf.debugging.assert_less(
+            labels, tf.cast(tf.shape(labels)[1], labels.dtype),
+            message=f"{episode.ERROR_MARKER}`support_y` must hold labels below the number of "
+                    "support examples (each label 0..ways-1 appears at least once)"))
+        with tf.control_dependencies(checks):
+            counts = tf.reduce_sum(tf.one_hot(labels, num_ways(labels)), axis=1)
+        checks.append(tf.debugging.assert_positive(
+            counts,
+            message=f"{episode.ERROR_MARKER}`support_y` of every task must hold each "
+                    "label 0..ways-1 at least once (ways = max(support_y) + 1)",
+        ))
+    with tf.control_dependencies(checks):
+        return tf.identity(labels)
 
 
 def num_ways(support_y):

@@ -27,8 +27,11 @@ def select_classes(table, classes, split=None, group_by=None):
       `[K]` int64 labels, sorted.
     """
     if isinstance(classes, collections.abc.Mapping):
+        if not classes:
+            raise ValueError("`classes` must map split names to classes; received an empty mapping.")
         if split not in classes:
-            raise ValueError(f"`split` must be one of {list(classes)}; received {split!r}.")
+            raise ValueError(f"`split` must be one of {list(classes)}; received {split!r} "
+                             "(`split` selects a key of `classes`).")
         resolved = {name: _resolve(table, values, group_by, f"classes[{name!r}]")
                     for name, values in classes.items()}
         _check_disjoint(resolved)

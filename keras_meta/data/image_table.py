@@ -53,6 +53,9 @@ def load_image_table(source, *, preprocess=None, image_size=None, tfds_split="tr
     Returns:
       An `ImageTable`.
     """
+    for argument, key in (("image_key", image_key), ("label_key", label_key), ("group_by", group_by)):
+        if not isinstance(key, str) and (argument != "group_by" or key is not None):
+            raise ValueError(f"`{argument}` must be a feature name (str); received {key!r}.")
     if isinstance(source, str):
         dataset, group_names = _tfds_dataset(source, tfds_split, data_dir,
                                              (image_key, label_key, group_by))
@@ -79,7 +82,7 @@ def load_image_table(source, *, preprocess=None, image_size=None, tfds_split="tr
 def _tfds_dataset(name, split, data_dir, keys):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as error:
+    except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:
         raise ValueError(f"`source`: {error}") from error
     features = builder.info.features
     _check_features(features, *keys)

@@ -62,7 +62,7 @@ def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None,
     """
     for name, value in (("ways", ways), ("shots", shots), ("query_shots", query_shots),
                         ("meta_batch_size", meta_batch_size)):
-        checks.check_int(name, value, minimum=1)
+        checks.check_size(name, value)
     checks.check_int("seed", seed)
     if not isinstance(rotations, bool):
         raise ValueError(f"`rotations` must be a bool; received {rotations!r}.")

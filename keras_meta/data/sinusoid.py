@@ -5,18 +5,7 @@ import math
 import tensorflow as tf
 
 from keras_meta import episode
-from keras_meta.data import stream
-
-
-def _check_range(name, value):
-    low, high = value
-    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-        raise ValueError(f"`{name}` must be a finite (low, high) pair with low <= high; received {value!r}.")
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1; received {value!r}.")
+from keras_meta.data import checks, stream
 
 
 def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
@@ -40,12 +29,11 @@ def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
     """
     for name, value in (("shots", shots), ("query_shots", query_shots),
                         ("meta_batch_size", meta_batch_size)):
-        _check_positive(name, value)
+        checks.check_size(name, value)
     for name, value in (("amplitude_range", amplitude_range), ("phase_range", phase_range),
                         ("x_range", x_range)):
-        _check_range(name, value)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"`seed` must be an int; received {seed!r}.")
+        checks.check_range(name, value)
+    checks.check_int("seed", seed)
 
     def batch(index):
         keys = tf.random.experimental.stateless_split(
