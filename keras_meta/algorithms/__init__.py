@@ -8,8 +8,9 @@ from keras_meta.algorithms.reptile import Reptile
 from keras_meta.algorithms.matching import MatchingNet
 from keras_meta.algorithms.protonet import ProtoNet
 from keras_meta.algorithms.relation import RelationMSE, RelationNet
+from keras_meta.algorithms.leo import LEO
 from keras_meta.algorithms.meta_lstm import MetaLSTM
 
 __all__ = ["MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus"]
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet", "RelationMSE"]
-__all__ += ["MetaLSTM"]
+__all__ += ["LEO", "MetaLSTM"]
