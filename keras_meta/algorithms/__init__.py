@@ -10,7 +10,8 @@ from keras_meta.algorithms.protonet import ProtoNet
 from keras_meta.algorithms.relation import RelationMSE, RelationNet
 from keras_meta.algorithms.leo import LEO
 from keras_meta.algorithms.meta_lstm import MetaLSTM
+from keras_meta.algorithms.snail import SNAIL
 
 __all__ = ["MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus"]
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet", "RelationMSE"]
-__all__ += ["LEO", "MetaLSTM"]
+__all__ += ["SNAIL", "LEO", "MetaLSTM"]
