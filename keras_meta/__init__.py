@@ -4,6 +4,7 @@ from keras_meta import data, learners, stats
 from keras_meta.algorithms import ANIL, FOMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
 from keras_meta.algorithms import MatchingNet, ProtoNet, RelationNet
 from keras_meta.algorithms import LEO, SNAIL, MetaLSTM
+from keras_meta import optimizers
 from keras_meta import baselines
 from keras_meta import callbacks, evaluation, plot
 from keras_meta.meta_model import MetaModel
@@ -13,4 +14,4 @@ __version__ = "0.1.0"
 __all__ = ["MetaModel", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus", "data", "learners", "stats"]
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet", "baselines"]
 __all__ += ["callbacks", "evaluation", "plot"]
-__all__ += ["SNAIL", "LEO", "MetaLSTM"]
+__all__ += ["SNAIL", "LEO", "MetaLSTM", "optimizers"]
