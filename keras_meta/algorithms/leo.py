@@ -9,6 +9,10 @@ import tensorflow as tf
 from keras_meta import adaptation, episode
 from keras_meta.algorithms import metric
 
+# Floors that keep log σ, and the norms of the orthogonality penalty, finite.
+MIN_STDDEV = 1e-5
+MIN_SQUARED_NORM = 1e-12
+
 
 def kl_divergence(mean, stddev):
     """Mean over elements of `KL(N(mean, stddev²) ‖ N(0, 1))`, in closed form:
@@ -19,7 +23,7 @@ def kl_divergence(mean, stddev):
 def orthogonality(kernel):
     """LEO's decoder penalty: the mean squared difference between the
     correlation matrix of the rows of `kernel` `[R, C]` and the identity `[R, R]`."""
-    norms = tf.norm(kernel, axis=1, keepdims=True)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(kernel), axis=1, keepdims=True) + MIN_SQUARED_NORM)
     correlation = tf.matmul(kernel, kernel, transpose_b=True) / tf.matmul(norms, norms,
                                                                         transpose_b=True)
     return tf.reduce_mean(tf.square(correlation - tf.eye(tf.shape(kernel)[0], dtype=kernel.dtype)))
@@ -27,9 +31,10 @@ def orthogonality(kernel):
 
 def gaussian_parameters(outputs, scale):
     """Splits `outputs` `[..., 2K]` into a mean `[..., K]` and a standard
-    deviation `scale · softplus(u) / ln 2` (equal to `scale` where `u = 0`)."""
+    deviation `scale · softplus(u) / ln 2` (equal to `scale` where `u = 0`),
+    at least `MIN_STDDEV`."""
     mean, raw = tf.split(outputs, 2, axis=-1)
-    return mean, scale * tf.math.softplus(raw) / math.log(2.0)
+    return mean, tf.maximum(scale * tf.math.softplus(raw) / math.log(2.0), MIN_STDDEV)
 
 
 def classify(features, weights):

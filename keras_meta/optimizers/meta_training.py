@@ -27,23 +27,28 @@ def loss_and_gradients(family, data, params):
 def unroll(network, family, data, params, state, steps):
     """Optimises a batch of problems for `steps` steps with `network`.
 
-    The optimizee's gradients enter the network as constants (the paper drops
-    second derivatives); the losses depend on the network through the
-    parameters it produced.
+    The steps run in one `tf.while_loop`, so the graph does not grow with
+    `steps`. The optimizee's gradients enter the network as constants (the
+    paper drops second derivatives); the losses depend on the network through
+    the parameters it produced.
 
     Returns:
       `(losses, params, state)`: the losses after each step `[steps, B]`, and
       the final parameters and network state.
     """
-    _, grads = loss_and_gradients(family, data, params)
-    losses = []
-    for _ in range(steps):
+    loss, grads = loss_and_gradients(family, data, params)
+
+    def step(t, params, state, grads, losses):
         update, state = network.step(tf.stop_gradient(coordinatewise.flatten(grads)), state)
         theta = coordinatewise.flatten(params)
         params = coordinatewise.unflatten(theta + tf.cast(update, theta.dtype), params)
         loss, grads = loss_and_gradients(family, data, params)
-        losses.append(loss)
-    return tf.stack(losses), params, state
+        return t + 1, params, state, grads, losses.write(t, loss)
+
+    losses = tf.TensorArray(loss.dtype, size=steps, element_shape=loss.shape)
+    _, params, state, _, losses = tf.while_loop(
+        lambda t, *_: t < steps, step, (tf.constant(0), params, tuple(state), grads, losses))
+    return losses.stack(), params, state
 
 
 def meta_train(optimizer, problems, iterations, *, batch_size=32, unroll_steps=20, horizon=100,
