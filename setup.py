@@ -25,6 +25,7 @@ setuptools.setup(
         "absl-py",
         "numpy",
         "matplotlib",
+        "tensorboard",  # Keras's TensorBoard callback, used by `python -m keras_meta.train`
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     classifiers=[
