@@ -138,6 +138,10 @@ ENTRIES = {entry.name: entry for entry in (
     Entry("FineTune", lambda: km.baselines.FineTune(embedding(), num_classes=PRETRAINING_CLASSES,
                                                     steps=3), data="labelled"),
     Entry("MultiTask", lambda: km.baselines.MultiTask(embedding(), steps=3)),
+    Entry("SNAIL", lambda: km.SNAIL(embedding(), ways=WAYS, shots=SHOTS, filters=4,
+                                    attention=((4, 4), (4, 4)))),
+    Entry("LEO", lambda: km.LEO(embedding(), latent_size=4, inner_steps=1, finetune_steps=1)),
+    Entry("MetaLSTM", lambda: km.MetaLSTM(classifier(), hidden_units=3, **_loop())),
 )}
 
 
