@@ -56,6 +56,19 @@ def test_forget_gate_below_one_shrinks_the_weights(float64):
         np.testing.assert_allclose(a.numpy(), forget * w - 0.2 * g, rtol=1e-12, atol=1e-14)
 
 
+def test_inner_clipnorm_clips_the_gradients_the_lstm_reads(float64):
+    model = tanh_maml(km.MetaLSTM, inner_steps=1, inner_clipnorm=0.05)
+    inputs, _ = random_episode(1)
+    model(inputs)
+    fix_gates(model, forget_bias=40.0, learning_rate=0.2)
+    theta = model.learner.get_weights()
+    sx, sy = inputs["support_x"][0], inputs["support_y"][0]
+    adapted = model.adapt(*model.initial_weights(), sx, sy, 1, model.inner_update())[-1]
+    for a, w, g in zip(adapted, theta, numpy_mlp.mse_grad(theta, sx, sy)):
+        clipped = g * min(1.0, 0.05 / np.linalg.norm(g))
+        np.testing.assert_allclose(a.numpy(), w - 0.2 * clipped, rtol=1e-12, atol=1e-14)
+
+
 def test_meta_gradient_matches_finite_differences(float64):
     model = tanh_maml(km.MetaLSTM, inner_steps=2, first_order=False, hidden_units=3)
     inputs, query_y = random_episode(2)

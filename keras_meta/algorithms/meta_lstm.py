@@ -45,6 +45,7 @@ class MetaLSTM(MAML):
         `inner_steps` (the learned rule is tuned to that many steps).
       first_order: treat the learner's gradients and losses as constants.
       hidden_units: width `H` of the first LSTM layer.
+      **kwargs: `MAML`'s other options (`inner_clipnorm`, `per_task_gradients`, ...).
 
     Memory grows with `P · H` per task in flight.
     """
@@ -122,6 +123,7 @@ class MetaLSTM(MAML):
             first_order=self.first_order,
             adapted=[True] * learner_weights + [False] * STATE_SIZE,
             batch_size=batch_size,
+            clipnorm=self.inner_clipnorm,
             update_sees_loss=True,
         )
         return [w[:learner_weights] for w in trajectory]
