@@ -110,7 +110,10 @@ class LEO(metric.MetricModel):
       seed: seed of the sampling.
 
     Inputs are episode dicts; outputs are logits `[T, Q, ways]`. Train with
-    `SparseCategoricalCrossentropy(from_logits=True)`.
+    `SparseCategoricalCrossentropy(from_logits=True)`, and clip the
+    meta-gradient as the reference implementation does, e.g.
+    `Adam(3e-3, global_clipnorm=1.0)`: unclipped, a 1,000-iteration Omniglot
+    run (conv4, Adam 3e-3) diverged after reaching 76% training accuracy.
     """
 
     def __init__(self, embedding, latent_size=64, inner_steps=5, finetune_steps=5,
