@@ -4,6 +4,8 @@
     python -m keras_meta.train --algorithm=protonet --ways=20
     python -m keras_meta.train --preset=maml_omniglot_5w1s   # the MAML paper's protocol
     python -m keras_meta.train --preset=maml_sinusoid --iterations=20000
+    python -m keras_meta.train --algorithm=leo --global_clipnorm=1.0
+    python -m keras_meta.train --dataset=sinusoid --algorithm=finetune --test_shots=5,20
 
 Shows Keras's progress bar with tasks/s; every epoch (`--log_every`
 meta-iterations) evaluates `--val_tasks` validation tasks, keeps the best
@@ -26,6 +28,7 @@ Flags left unset take the preset's value, else the dataset's default
 except --iterations. `--helpfull` lists every flag.
 """
 
+import dataclasses
 import os
 import sys
 import time
@@ -78,6 +81,10 @@ flags.DEFINE_integer("test_tasks", 600, "New tasks in the final test.", lower_bo
 flags.DEFINE_integer("val_tasks", 100, "Validation tasks evaluated each epoch (0: none; then "
                      "no best checkpoint).", lower_bound=0)
 flags.DEFINE_integer("filters", 64, "Channels of the conv4 backbone (Omniglot).", lower_bound=1)
+flags.DEFINE_float("global_clipnorm", None, "Clip each meta-gradient to this global norm "
+                   "(default: no clipping).", lower_bound=0.0)
+flags.DEFINE_list("test_shots", [], "Also test with these support sizes K, e.g. 5,10,20 "
+                  "(results.json: test_by_shots).")
 flags.DEFINE_bool("export", True, "Also write a SavedModel to <output_dir>/saved_model.")
 flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
                   "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")
@@ -142,10 +149,12 @@ def main(argv):
     done = (backup.committed_state() or {"epoch": 0})["epoch"]
     if done:
         print(f"Resuming after epoch {done} of {config.epochs} from {backup.backup_dir}")
-    model = models.build_model(config)
+    labelled = streams.labelled(config)
+    model = models.build_model(config, num_classes=labelled and labelled[1])
 
     start = time.perf_counter()
-    history = model.fit(streams.training(config, model), epochs=config.epochs,
+    train = labelled[0] if labelled else streams.training(config, model)
+    history = model.fit(train, epochs=config.epochs,
                         steps_per_epoch=config.log_every, verbose=int(FLAGS.verbose),
                         callbacks=training_callbacks(config, backup, resuming=done > 0))
     seconds = time.perf_counter() - start
@@ -153,8 +162,14 @@ def main(argv):
     if config.export:
         model.export(os.path.join(out, "saved_model"), verbose=False)
 
-    results = evaluation.evaluate_tasks(model, streams.episodes(config, "test"), config.test_tasks)
+    tested = models.evaluation_model(config, model)
+    results = evaluation.evaluate_tasks(tested, streams.episodes(config, "test"), config.test_tasks)
     summary = report.test_summary(config, results)
+    by_shots = []  # (config, summary) of each --test_shots
+    for shots in config.test_shots:
+        shots_config = dataclasses.replace(config, shots=shots)
+        by_shots.append((shots_config, report.test_summary(shots_config, evaluation.evaluate_tasks(
+            tested, streams.episodes(shots_config, "test"), config.test_tasks))))
     iterations = len(history.epoch) * config.log_every
     payload = {
         "config": config.as_dict(),
@@ -162,6 +177,7 @@ def main(argv):
                   "seconds": seconds, "seconds_per_iteration": seconds / iterations,
                   "tasks_per_second": iterations * config.meta_batch_size / seconds},
         "test": summary,
+        "test_by_shots": {str(c.shots): shots_summary for c, shots_summary in by_shots},
         "history": history.history,
     }
     report.write_test_summaries(os.path.join(out, "logs"), summary, results, config.iterations)
@@ -170,9 +186,11 @@ def main(argv):
     report.write_json(os.path.join(out, "results.json"), payload)
     print(f"\n{iterations} meta-iterations in {seconds:.0f} s "
           f"({seconds / iterations:.3f} s each, {payload['train']['tasks_per_second']:.1f} tasks/s)")
-    for line in (report.per_step_line(config, summary), report.headline(config, summary)):
-        if line:
-            print(line)
+    for line_config, line_summary in [(config, summary), *by_shots]:
+        for line in (report.per_step_line(line_config, line_summary),
+                     report.headline(line_config, line_summary)):
+            if line:
+                print(line)
     print(f"Results, checkpoints and TensorBoard logs: {out}")
 
 

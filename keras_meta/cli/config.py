@@ -43,6 +43,8 @@ class Config:
     test_tasks: int
     val_tasks: int
     filters: int
+    global_clipnorm: float
+    test_shots: tuple
     export: bool
 
     @property
@@ -52,6 +54,11 @@ class Config:
     @property
     def gradient_based(self):
         return self.algorithm in models.GRADIENT_BASED
+
+    @property
+    def per_step(self):
+        """Whether test results come after each of 0..eval_inner_steps inner steps."""
+        return self.gradient_based or (self.algorithm == "finetune" and not self.classification)
 
     @property
     def epochs(self):
@@ -75,6 +82,9 @@ def resolve(values, given):
     preset = values["preset"]
     protocol = presets.PRESETS[preset] if preset else {}
     dataset = _dataset(values, given, protocol, preset)
+    algorithm = values["algorithm"] if "algorithm" in given else protocol.get(
+        "algorithm", presets.DATASET_DEFAULTS[dataset]["algorithm"])
+    defaults = presets.defaults(dataset, algorithm)
     settings = {}
     for name in PROTOCOL:
         value = values[name]
@@ -83,7 +93,7 @@ def resolve(values, given):
             raise UsageError(f"--{name}={value} conflicts with --preset={preset}, which sets "
                              f"--{name}={protocol[name]}")
         if name not in given:
-            value = protocol.get(name, presets.DATASET_DEFAULTS[dataset].get(name))
+            value = protocol.get(name, defaults.get(name))
         settings[name] = value
     _check_applicable(settings, dataset, given)
     if settings["algorithm"] == "fomaml":
@@ -97,6 +107,7 @@ def resolve(values, given):
         preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
         test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=values["filters"],
+        global_clipnorm=values["global_clipnorm"], test_shots=_test_shots(values["test_shots"]),
         export=values["export"], **settings)
 
 
@@ -110,19 +121,32 @@ def _dataset(values, given, protocol, preset):
     return dataset or presets.DATASETS[0]
 
 
+def _test_shots(values):
+    """`--test_shots` as a tuple of ints >= 1."""
+    try:
+        shots = tuple(int(value) for value in values or ())
+    except ValueError:
+        raise UsageError(f"--test_shots={','.join(values)} must be a list of ints") from None
+    if any(value < 1 for value in shots):
+        raise UsageError(f"--test_shots={','.join(values)} must hold ints >= 1")
+    return shots
+
+
 def _check_applicable(settings, dataset, given):
     algorithm = settings["algorithm"]
     if dataset == "sinusoid":
-        if algorithm not in models.GRADIENT_BASED:
+        if algorithm not in models.REGRESSION:
             raise UsageError(f"--algorithm={algorithm} classifies; --dataset=sinusoid is "
-                             f"regression (use one of {', '.join(models.GRADIENT_BASED)})")
+                             f"regression (use one of {', '.join(models.REGRESSION)})")
         if "ways" in given:
             raise UsageError("--ways does not apply to --dataset=sinusoid (regression)")
+    if algorithm == "snail" and "test_shots" in given:
+        raise UsageError("--test_shots does not apply to --algorithm=snail (its shots are fixed)")
     if algorithm not in models.GRADIENT_BASED:
+        applicable = models.INNER_LOOP_FLAGS.get(algorithm, ())
         for name in INNER_LOOP:
-            if name in given:
-                raise UsageError(f"--{name} does not apply to --algorithm={algorithm}, "
-                                 "which has no inner gradient steps")
+            if name in given and name not in applicable:
+                raise UsageError(f"--{name} does not apply to --algorithm={algorithm}")
         return
     if "first_order" in given:
         if algorithm == "fomaml" and not settings["first_order"]:

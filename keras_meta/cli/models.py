@@ -2,7 +2,13 @@
 dataset and the run's settings → a compiled `MetaModel`.
 
 Backbones are the papers': conv4 (`filters` channels) on Omniglot, a 40-40
-ReLU MLP on sinusoids. Outer optimizer: Adam.
+ReLU MLP on sinusoids. Outer optimizer: Adam (clipped to `global_clipnorm`
+when set). SNAIL's sequence model is smaller than the paper's (which starts
+learning later; `SNAIL_SEQUENCE`); LEO's latent codes have `LEO_LATENT_SIZE`
+units. `finetune` pre-trains a linear-head classifier over every training
+class (Omniglot) or the MLP on every point of the training tasks (sinusoid),
+then fits each task's head (Omniglot) or the whole network (sinusoid) with
+`eval_inner_steps` SGD steps of `inner_lr`.
 """
 
 import keras
@@ -17,24 +23,62 @@ GRADIENT_BASED = {
     "anil": km.ANIL,
     "maml_plus_plus": km.MAMLPlusPlus,
 }
-CLASSIFIERS_ONLY = ("protonet", "matching", "relation", "multitask")
-ALGORITHMS = (*GRADIENT_BASED, *CLASSIFIERS_ONLY)
+MODEL_BASED = ("snail", "leo", "meta_lstm")
+CLASSIFIERS_ONLY = ("protonet", "matching", "relation", *MODEL_BASED, "multitask")
+ALGORITHMS = (*GRADIENT_BASED, *CLASSIFIERS_ONLY, "finetune")
+REGRESSION = (*GRADIENT_BASED, "finetune")
 # Gradient-based algorithms whose derivative order is a choice.
 FIRST_ORDER_OPTIONAL = ("maml", "meta_sgd", "anil")
+# The inner-loop flags read by algorithms that are not gradient-based.
+INNER_LOOP_FLAGS = {"finetune": ("inner_lr", "eval_inner_steps"), "leo": ("inner_steps",),
+                    "meta_lstm": ("inner_steps",)}
+SNAIL_SEQUENCE = dict(filters=32, attention=((16, 16), (32, 32)))
+LEO_LATENT_SIZE = 16
 
 
-def build_model(config):
-    """The compiled model of `config` (a `keras_meta.cli.config.Config`)."""
-    model = _gradient_based(config) if config.algorithm in GRADIENT_BASED else _classifier(config)
+def build_model(config, num_classes=None):
+    """The compiled model of `config` (a `keras_meta.cli.config.Config`);
+    `num_classes`: the pre-training classes of `finetune` on Omniglot."""
+    if config.algorithm in GRADIENT_BASED:
+        model = _gradient_based(config)
+    elif config.algorithm == "finetune":
+        model = _finetune(config, num_classes)
+    else:
+        model = _classifier(config)
+    _compile(model, config)
+    return model
+
+
+def evaluation_model(config, model):
+    """The model that is tested: `model`, except for `finetune` on sinusoids,
+    whose fine-tuning runs on MAML's inner loop (the same SGD steps) so that
+    the test reports the loss after each step."""
+    if config.algorithm != "finetune" or config.classification:
+        return model
+    tuned = km.MAML(model.learner, inner_lr=config.inner_lr, inner_steps=1,
+                    eval_inner_steps=config.eval_inner_steps)
+    _compile(tuned, config)
+    return tuned
+
+
+def _compile(model, config):
     if config.classification:
         loss = (model.default_loss() if isinstance(model, km.RelationNet)
                 else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         metrics = ["accuracy"]
     else:
         loss, metrics = "mse", None
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
-                  metrics=metrics)
-    return model
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate,
+                                                  global_clipnorm=config.global_clipnorm),
+                  loss=loss, metrics=metrics)
+
+
+def _finetune(config, num_classes):
+    tuning = dict(steps=config.eval_inner_steps, learning_rate=config.inner_lr)
+    if config.classification:
+        return km.baselines.FineTune(km.learners.conv4_embedding(filters=config.filters),
+                                     num_classes=num_classes, **tuning)
+    return km.baselines.FineTune(km.learners.mlp(hidden=(40, 40)), **tuning)
 
 
 def _gradient_based(config):
@@ -60,4 +104,14 @@ def _classifier(config):
     if config.algorithm == "relation":
         return km.RelationNet(km.learners.conv4_embedding(
             filters=config.filters, pooled_blocks=2, flatten=False))
+    if config.algorithm == "snail":
+        return km.SNAIL(km.learners.conv4_embedding(filters=config.filters), ways=config.ways,
+                        shots=config.shots, **SNAIL_SEQUENCE)
+    if config.algorithm == "leo":
+        return km.LEO(km.learners.conv4_embedding(filters=config.filters),
+                      latent_size=LEO_LATENT_SIZE, inner_steps=config.inner_steps,
+                      finetune_steps=config.inner_steps, seed=config.seed)
+    if config.algorithm == "meta_lstm":
+        return km.MetaLSTM(km.learners.conv4(config.ways, filters=config.filters),
+                           inner_steps=config.inner_steps)
     return km.baselines.MultiTask(km.learners.conv4_embedding(filters=config.filters))

@@ -46,5 +46,21 @@ PRESETS = {
     ),
 }
 
+# Per algorithm and dataset kind, what replaces the dataset's defaults: the
+# fine-tuning baseline fits each Omniglot task's head with 100 SGD steps of
+# lr 0.1 (Chen et al.); LEO and MetaLSTM take 5 inner steps.
+ALGORITHM_DEFAULTS = {
+    ("finetune", "omniglot"): dict(inner_lr=0.1, eval_inner_steps=100),
+    ("leo", "omniglot"): dict(inner_steps=5),
+    ("meta_lstm", "omniglot"): dict(inner_steps=5),
+}
+
+
+def defaults(dataset, algorithm):
+    """The defaults of `algorithm` on `dataset` (one of `DATASETS`)."""
+    kind = "sinusoid" if dataset == "sinusoid" else "omniglot"
+    return {**DATASET_DEFAULTS[dataset], **ALGORITHM_DEFAULTS.get((algorithm, kind), {})}
+
+
 # Preset values a command line may change without conflicting with the preset.
 OVERRIDABLE = ("iterations",)

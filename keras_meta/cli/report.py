@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from keras_meta import plot
+from keras_meta import plot, stats
 
 
 def test_summary(config, results):
@@ -17,8 +17,14 @@ def test_summary(config, results):
       results: `keras_meta.evaluation.TaskResults` on the test tasks.
     """
     summary = {"split": "test", "tasks": len(results.loss), "seed": config.seed + 1,
-               "inner_steps": config.eval_inner_steps if config.gradient_based else None}
+               "shots": config.shots,
+               "inner_steps": config.eval_inner_steps if config.per_step else None}
     summary.update(results.summary("test"))
+    for name in ("accuracy", "loss"):
+        per_step = getattr(results, f"{name}_per_step")
+        if config.per_step and per_step is not None:
+            for step, values in enumerate(per_step.T):
+                summary[f"test_{name}_step_{step}_ci"] = stats.mean_confidence_interval(values)[1]
     summary["metric"] = "test_accuracy" if config.classification else "test_loss"
     return summary
 
@@ -33,14 +39,14 @@ def headline(config, summary):
         task = f"{config.shots}-shot MSE"
         value = f"{summary['test_loss']:.3f} ± {summary['test_loss_ci']:.3f}"
         source = "sinusoid tasks"
-    steps = f", {summary['inner_steps']} inner steps" if config.gradient_based else ""
+    steps = f", {summary['inner_steps']} inner steps" if config.per_step else ""
     return (f"{config.algorithm} test {task} on {summary['tasks']} new {source} "
             f"(seed {summary['seed']}{steps}): {value} (95% CI)")
 
 
 def per_step_line(config, summary):
     """The adaptation curve in one line (gradient-based models), else None."""
-    if not config.gradient_based:
+    if not config.per_step:
         return None
     name = "accuracy" if config.classification else "loss"
     values = [summary[f"test_{name}_step_{k}"] for k in range(config.eval_inner_steps + 1)]
@@ -80,7 +86,7 @@ def write_figures(output_dir, config, history_csv, results):
     ax.set_title(f"{config.algorithm} on {config.dataset}")
     paths = [os.path.join(output_dir, "learning_curves.png")]
     plot.save(ax, paths[0])
-    if config.gradient_based:
+    if config.per_step:
         per_step, name = ((results.accuracy_per_step, "accuracy") if config.classification
                           else (results.loss_per_step, "MSE"))
         ax = plot.by_inner_step(per_step, ylabel=f"test {name}")

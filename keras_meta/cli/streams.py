@@ -3,6 +3,8 @@
 Seeds: training `seed`, test `seed + 1`, validation `seed + 2`. Omniglot's
 splits hold disjoint characters (see `keras_meta.data.omniglot`); sinusoid
 tasks are fresh draws. Evaluation streams batch `EVAL_TASKS_PER_BATCH` tasks.
+`finetune` pre-trains on Omniglot on labelled batches of as many images as a
+meta-batch of episodes holds.
 """
 
 import keras_meta as km
@@ -29,3 +31,14 @@ def training(config, model):
     when `fit` begins iterating, after a backup was restored), so that a
     resumed run sees the batches an uninterrupted one would."""
     return episodes(config, "train", config.meta_batch_size, start=model.optimizer.iterations)
+
+
+def labelled(config):
+    """`(batches, num_classes)` of the training split for `finetune` on
+    Omniglot (a resumed run starts the shuffled stream afresh), else None."""
+    if config.algorithm != "finetune" or not config.classification:
+        return None
+    images = config.meta_batch_size * config.ways * (config.shots + config.query_shots)
+    return km.data.omniglot_batches("train", batch_size=images, seed=config.seed,
+                                    source=config.dataset, data_dir=config.data_dir)
+
