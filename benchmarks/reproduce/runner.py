@@ -1,0 +1,139 @@
+"""Runs a table's trainings with `python -m keras_meta.train`, one
+subprocess per run, and keeps a small `results.json` of each.
+
+A run whose `results.json` exists is skipped (unless `force`), so a table
+can be built up over several sessions; an interrupted run resumes from the
+CLI's backup in its scratch directory (models, logs, checkpoints: git-ignored).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS_DIR = os.path.join(HERE, "results")
+SCRATCH_DIR = os.path.join(HERE, "scratch")
+ROOT = os.path.dirname(os.path.dirname(HERE))
+# Settings of the CLI's config that say where, not what.
+_LOCAL = ("output_dir", "data_dir", "verbose")
+
+
+def argument_parser(description):
+    """The flags every table's script takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--force", action="store_true",
+                        help="Re-run runs whose results.json exists.")
+    parser.add_argument("--smoke", action="store_true",
+                        help="A few iterations and test tasks each, into a temporary directory.")
+    parser.add_argument("--only", default="",
+                        help="Comma-separated algorithms or run names to run (default: all).")
+    parser.add_argument("--results_dir", default=None,
+                        help=f"Where results.json files go (default: {RESULTS_DIR}; "
+                             "--smoke: a new temporary directory).")
+    parser.add_argument("--scratch_dir", default=None,
+                        help=f"Where the CLI writes models and logs (default: {SCRATCH_DIR}; "
+                             "--smoke: inside the results directory).")
+    return parser
+
+
+def selected(runs, only):
+    """The runs named by `only` (comma-separated algorithms or run names)."""
+    if not only:
+        return list(runs)
+    names = [name for name in only.split(",") if name]
+    known = {run.algorithm for run in runs} | {run.name for run in runs}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"--only: unknown {', '.join(unknown)} (choose from "
+                         f"{', '.join(sorted(known))})")
+    return [run for run in runs if run.algorithm in names or run.name in names]
+
+
+def directories(args):
+    """`(results_dir, scratch_dir)` of the parsed `args`."""
+    results = args.results_dir or (tempfile.mkdtemp(prefix="reproduce_") if args.smoke
+                                   else RESULTS_DIR)
+    scratch = args.scratch_dir or (os.path.join(results, "scratch") if args.smoke
+                                   else SCRATCH_DIR)
+    return results, scratch
+
+
+def result_path(results_dir, run):
+    return os.path.join(results_dir, run.table, run.name, "results.json")
+
+
+def run_all(runs, results_dir, scratch_dir, force=False, smoke=False):
+    """Runs each of `runs` not done yet; returns the names of those that failed."""
+    failed = []
+    for run in runs:
+        path = result_path(results_dir, run)
+        if os.path.exists(path) and not force:
+            print(f"{run.name}: done, skipped ({path})", flush=True)
+            continue
+        print(f"{run.name}: running", flush=True)
+        if not run_one(run, path, os.path.join(scratch_dir, run.table, run.name), force, smoke):
+            failed.append(run.name)
+    return failed
+
+
+def run_one(run, path, scratch, force, smoke):
+    """Trains and tests `run` in a subprocess; writes `path`. Returns success."""
+    if force and os.path.exists(scratch):
+        shutil.rmtree(scratch)
+    command = [sys.executable, "-m", "keras_meta.train", *run.arguments(smoke),
+               f"--output_dir={scratch}"]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    wall = time.perf_counter() - start
+    os.makedirs(scratch, exist_ok=True)
+    with open(os.path.join(scratch, "output.log"), "w", encoding="utf-8") as log:
+        log.write(result.stdout + result.stderr)
+    if result.returncode:
+        print(f"{run.name}: FAILED (exit {result.returncode}); log: "
+              f"{os.path.join(scratch, 'output.log')}\n{result.stderr[-2000:]}", flush=True)
+        return False
+    with open(os.path.join(scratch, "results.json"), encoding="utf-8") as file:
+        full = json.load(file)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(summary(run, full, wall, smoke), file, indent=2)
+        file.write("\n")
+    print(f"{run.name}: {wall:.0f} s; {path}", flush=True)
+    return True
+
+
+def summary(run, full, wall_seconds, smoke):
+    """The small record kept of a run: its settings, budget, times and test
+    figures (not its history)."""
+    config = {key: value for key, value in full["config"].items() if key not in _LOCAL}
+    return {
+        "table": run.table, "run": run.name, "algorithm": run.algorithm,
+        "setting": run.setting, "seed": run.seed, "smoke": smoke,
+        "command": "python -m keras_meta.train " + " ".join(run.arguments(smoke)),
+        "config": config,
+        "budget": {"iterations": config["iterations"],
+                   "meta_batch_size": config["meta_batch_size"]},
+        "wall_seconds": wall_seconds,
+        "train_seconds": full["train"]["seconds"],
+        "seconds_per_iteration": full["train"]["seconds_per_iteration"],
+        "test": full["test"],
+        "test_by_shots": full.get("test_by_shots", {}),
+    }
+
+
+def main(runs, args, after=None):
+    """Runs the selected `runs` of the parsed `args`; then `after(results_dir,
+    scratch_dir)` if given. Exits non-zero if a run failed."""
+    results_dir, scratch_dir = directories(args)
+    failed = run_all(selected(runs, args.only), results_dir, scratch_dir, args.force, args.smoke)
+    if after is not None:
+        after(results_dir, scratch_dir)
+    print(f"Results: {results_dir}")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
