@@ -50,20 +50,24 @@ def tested_model(scratch_run_dir):
 
 
 def write_figure(results_dir, scratch_dir):
-    """`<results_dir>/sinusoid/figure.png` from the MAML and FineTune runs, when both are done."""
+    """`<results_dir>/sinusoid/figure.png`: a row for each of the MAML and
+    FineTune runs whose model is in `scratch_dir`."""
     from matplotlib.figure import Figure
 
     from keras_meta import evaluation, plot
 
     done = {run.algorithm: os.path.join(scratch_dir, run.table, run.name)
             for run in runs.sinusoid_runs() if run.algorithm in FIGURE_MODELS}
-    if not all(os.path.exists(os.path.join(path, "model.keras")) for path in done.values()):
-        print("figure: needs the maml and finetune runs (their models in the scratch directory)")
+    done = {algorithm: path for algorithm, path in done.items()
+            if os.path.exists(os.path.join(path, "model.keras"))}
+    if not done:
+        print("figure: needs the maml or finetune run (its model in the scratch directory)")
         return
-    figure = Figure(figsize=(6 * len(FIGURE_SHOTS), 4 * len(FIGURE_MODELS)))
-    axes = figure.subplots(len(FIGURE_MODELS), len(FIGURE_SHOTS), sharey=True, squeeze=False)
-    for row, (algorithm, label) in enumerate(FIGURE_MODELS.items()):
-        model = tested_model(done[algorithm])
+    figure = Figure(figsize=(6 * len(FIGURE_SHOTS), 4 * len(done)))
+    axes = figure.subplots(len(done), len(FIGURE_SHOTS), sharey=True, squeeze=False)
+    for row, (algorithm, path) in enumerate(done.items()):
+        label = FIGURE_MODELS[algorithm]
+        model = tested_model(path)
         predict = evaluation.predictions_per_step_function(model, max(FIGURE_STEPS))
         for ax, shots in zip(axes[row], FIGURE_SHOTS):
             support_x, support_y, grid, truth = one_task(shots)
