@@ -99,6 +99,8 @@ def test_tables_of_smoke_results_show_the_runs_and_not_run(smoke_dir):
     assert row.split(" | ")[2] == (f"{test['test_loss_step_5']:.3f} ± "
                                    f"{test['test_loss_step_5_ci']:.3f}")
     assert row.split(" | ")[3] == "not run"
+    figure = os.path.relpath(smoke_dir / "sinusoid" / "figure.png", runner.ROOT)
+    assert text.endswith(f"K = 5 and 10]({figure})")
 
 
 def test_sinusoid_table_of_the_fixture():
@@ -217,3 +219,29 @@ def test_sinusoid_finetune_is_tested_after_each_of_its_own_fine_tuning_steps():
     np.testing.assert_allclose(per_step[:, 0], model.learner.predict_on_batch(
         np.reshape(inputs["query_x"], (-1, 1))).reshape(3, 5, 1), rtol=1e-5, atol=1e-6)
     assert np.abs(per_step[:, 3] - per_step[:, 0]).max() > 1e-4
+
+
+def resolve(**given):
+    """`keras_meta.cli.config.resolve` of a command line giving `given`."""
+    values = {name: None for name in (*run_config.PROTOCOL, "preset", "dataset", "log_every",
+                                      "output_dir", "data_dir", "global_clipnorm")}
+    values.update(seed=0, test_tasks=600, val_tasks=100, filters=64, export=True, test_shots=[])
+    values.update(given)
+    return run_config.resolve(values, set(given))
+
+
+def test_cli_defaults_and_flags_of_the_new_algorithms():
+    finetune = resolve(algorithm="finetune")
+    assert (finetune.inner_lr, finetune.eval_inner_steps) == (0.1, 100)
+    assert resolve(algorithm="finetune", dataset="sinusoid").inner_lr == 0.01
+    assert resolve(algorithm="leo", inner_steps=3).inner_steps == 3
+    assert resolve(algorithm="meta_lstm").inner_steps == 5
+    assert resolve(dataset="sinusoid", test_shots=["5", "20"]).test_shots == (5, 20)
+    for given, flag in [(dict(algorithm="finetune", inner_steps=2), "--inner_steps does not apply"),
+                        (dict(algorithm="snail", inner_lr=0.1), "--inner_lr does not apply"),
+                        (dict(algorithm="leo", dataset="sinusoid"), "--algorithm=leo"),
+                        (dict(test_shots=["0"]), "--test_shots=0"),
+                        (dict(test_shots=["x"]), "--test_shots=x"),
+                        (dict(algorithm="snail", test_shots=["5"]), "--test_shots")]:
+        with pytest.raises(run_config.UsageError, match=flag):
+            resolve(**given)
