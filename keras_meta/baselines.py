@@ -16,9 +16,9 @@ predicts the query set. Head fitting runs on the inner-loop engine
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, episode
+from keras_meta import adaptation, distribution, episode
 from keras_meta.algorithms import metric
-from keras_meta.meta_model import MetaModel
+from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
 HEADS = ("linear", "cosine")
 COSINE_SCALE = 10.0
@@ -106,13 +106,15 @@ class HeadFitting(MetaModel):
         self.feature_size = body_shape[-1]
 
     def head_loss(self, y, y_pred):
-        """Compiled loss on one task's examples, the loss heads are fit with."""
+        """Compiled loss on one task's examples, the loss heads are fit with
+        (never scaled for distribution: each replica fits its own tasks' heads
+        exactly as one device would)."""
         if self._compile_loss is None:
             raise ValueError(
                 f"{type(self).__name__} fits heads with the compiled loss: call "
                 "`compile(loss=...)` before using the model."
             )
-        return self._compile_loss(y, y_pred)
+        return unscale_for_distribution(self._compile_loss(y, y_pred))
 
     def check_labels(self, labels, name):
         """Int labels as the metric learners' (`metric.checked_class_labels`)."""
@@ -153,9 +155,12 @@ class HeadFitting(MetaModel):
         )[-1]
 
     def features(self, x, training=False):
-        """Body features of a batch of tasks: `[T, N, *features]` → `[T, N, D]`."""
+        """Body features of a batch of tasks: `[T, N, *features]` → `[T, N, D]`
+        (batch norm over all of them, across replicas too: see
+        `distribution.global_batch_statistics`)."""
         dims = metric.dims(x)
-        flat = self.learner(tf.reshape(x, [-1, *dims[2:]]), training=training)
+        with distribution.global_batch_statistics(self.learner):
+            flat = self.learner(tf.reshape(x, [-1, *dims[2:]]), training=training)
         return tf.reshape(flat, [*dims[:2], self.feature_size])
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
@@ -331,7 +336,8 @@ class MultiTask(HeadFitting):
                 )
             predictions = head_logits(self.head, heads, features)
             loss = self._compute_loss(y=labels, y_pred=predictions, training=True)
-            self._loss_tracker.update_state(loss, sample_weight=tf.shape(labels)[0])
+            self._loss_tracker.update_state(unscale_for_distribution(loss),
+                                            sample_weight=tf.shape(labels)[0])
             scaled_loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)

@@ -174,13 +174,15 @@ class MetaModel(keras.Model):
         return y_pred, loss
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, building the model from `x` first so that
-        callbacks that need built weights at `on_train_begin`
-        (`BackupAndRestore`) work."""
+        """`keras.Model.fit`, building the model from `x` first (in the
+        scope of the strategy it was created under, so that the variables
+        `build` creates are distributed too) so that callbacks that need built
+        weights at `on_train_begin` (`BackupAndRestore`) work."""
         if not self.built:
             shapes = _input_shapes(x)
             if shapes is not None:
-                self.build(shapes)
+                with self.distribute_strategy.scope():
+                    self.build(shapes)
         self._dataset_spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
         return super().fit(x, y, *args, **kwargs)
 

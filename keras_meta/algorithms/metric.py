@@ -9,7 +9,7 @@ directly. The number of ways is read from the support labels
 import keras
 import tensorflow as tf
 
-from keras_meta import episode
+from keras_meta import distribution, episode
 from keras_meta.meta_model import MetaModel
 
 
@@ -22,11 +22,18 @@ class MetricModel(MetaModel):
 
     Batch norm in the embedding behaves as in any Keras model: batch
     statistics (over the support and query sets of the whole meta-batch)
-    during `fit`, moving statistics otherwise.
+    during `fit`, moving statistics otherwise. Under `tf.distribute` the
+    batch statistics are all-reduced over the replicas' tasks, so they stay
+    those of the whole global meta-batch
+    (`distribution.global_batch_statistics`).
     """
 
     def __init__(self, embedding, **kwargs):
         super().__init__(embedding, **kwargs)
+
+    def call(self, inputs, training=False):
+        with distribution.global_batch_statistics(self):
+            return super().call(inputs, training=training)
 
     @property
     def embedding(self):
