@@ -10,6 +10,14 @@ see. `model.optimizer.iterations` works too for models trained by
 `MetaModel.train_step`, which advances it only after reading its batch;
 under any other train step the first update may advance it before the
 stream has read it.
+
+Under `tf.distribute` every worker builds the same stream (same seed), and
+`fit` distributes it with `experimental_distribute_dataset`: the stream
+reads no files, so the default auto-shard policy falls back to `DATA`, and
+worker `w` of `W` receives the `w`-th `1/W` of the tasks of each global
+batch (`tests/test_distribute.py`). Every worker samples the whole batch
+and keeps its share, so workers never see the same tasks and a run stays
+reproducible.
 """
 
 import keras
