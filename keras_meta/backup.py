@@ -85,7 +85,9 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
                 optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
             self.model._initial_epoch = state["epoch"]  # as keras.callbacks.BackupAndRestore does
-        self.start_iteration.assign(0 if optimizer is None else int(optimizer.iterations))
+        # (read as NumPy: `int()` fails on a variable mirrored by tf.distribute)
+        self.start_iteration.assign(
+            0 if optimizer is None else int(keras.ops.convert_to_numpy(optimizer.iterations)))
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.backup_dir, exist_ok=True)

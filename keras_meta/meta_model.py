@@ -255,7 +255,8 @@ def _naming_the_iteration(train_function, model):
         try:
             return train_function(*args, **kwargs)
         except FloatingPointError as error:
-            iteration = int(model.optimizer.iterations) + 1  # the failed step never applied
+            # The failed step never applied; NumPy reads a variable mirrored by tf.distribute too.
+            iteration = int(keras.ops.convert_to_numpy(model.optimizer.iterations)) + 1
             raise FloatingPointError(f"Meta-iteration {iteration}: {error}") from error
 
     return wrapped

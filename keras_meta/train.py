@@ -6,6 +6,7 @@
     python -m keras_meta.train --preset=maml_sinusoid --iterations=20000
     python -m keras_meta.train --algorithm=leo --global_clipnorm=1.0
     python -m keras_meta.train --dataset=sinusoid --algorithm=finetune --test_shots=5,20
+    python -m keras_meta.train --strategy=mirrored             # every GPU (see --cpu_devices)
 
 Shows Keras's progress bar with tasks/s; every epoch (`--log_every`
 meta-iterations) evaluates `--val_tasks` validation tasks, keeps the best
@@ -43,7 +44,7 @@ from keras_meta import callbacks as meta_callbacks  # noqa: E402
 from keras_meta import evaluation  # noqa: E402
 from keras_meta.backup import AtomicBackupAndRestore  # noqa: E402
 from keras_meta.cli import config as run_config  # noqa: E402
-from keras_meta.cli import models, presets, report, streams  # noqa: E402
+from keras_meta.cli import models, presets, report, strategies, streams  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFAULT = "default: the preset's, else the dataset's"
@@ -85,6 +86,12 @@ flags.DEFINE_float("global_clipnorm", None, "Clip each meta-gradient to this glo
                    "(default: no clipping).", lower_bound=0.0)
 flags.DEFINE_list("test_shots", [], "Also test with these support sizes K, e.g. 5,10,20 "
                   "(results.json: test_by_shots).")
+flags.DEFINE_enum("strategy", "default", list(strategies.STRATEGIES),
+                  "tf.distribute: default (one device), mirrored (every GPU, else every logical "
+                  "CPU device) or multi_worker (the cluster in TF_CONFIG; run the same command "
+                  "on every worker). --meta_batch_size must be a multiple of the replicas.")
+flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, e.g. to "
+                     "try --strategy=mirrored on a machine without GPUs.", lower_bound=1)
 flags.DEFINE_bool("export", True, "Also write a SavedModel to <output_dir>/saved_model.")
 flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
                   "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")
@@ -142,6 +149,11 @@ def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs each dataset it opens at INFO
     config = resolved_config()
+    strategy = strategies.create(FLAGS.strategy, FLAGS.cpu_devices)  # before other TF work
+    replicas = strategy.num_replicas_in_sync
+    if config.meta_batch_size % replicas:
+        fail(f"--meta_batch_size={config.meta_batch_size} must be a multiple of the {replicas} "
+             f"replicas of --strategy={FLAGS.strategy}")
     out = config.output_dir
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
@@ -150,7 +162,8 @@ def main(argv):
     if done:
         print(f"Resuming after epoch {done} of {config.epochs} from {backup.backup_dir}")
     labelled = streams.labelled(config)
-    model = models.build_model(config, num_classes=labelled and labelled[1])
+    with strategy.scope():
+        model = models.build_model(config, num_classes=labelled and labelled[1])
 
     start = time.perf_counter()
     train = labelled[0] if labelled else streams.training(config, model)
@@ -162,7 +175,8 @@ def main(argv):
     if config.export:
         model.export(os.path.join(out, "saved_model"), verbose=False)
 
-    tested = models.evaluation_model(config, model)
+    with strategy.scope():
+        tested = models.evaluation_model(config, model)
     results = evaluation.evaluate_tasks(tested, streams.episodes(config, "test"), config.test_tasks)
     summary = report.test_summary(config, results)
     by_shots = []  # (config, summary) of each --test_shots
@@ -173,6 +187,7 @@ def main(argv):
     iterations = len(history.epoch) * config.log_every
     payload = {
         "config": config.as_dict(),
+        "strategy": {"name": FLAGS.strategy, "replicas": replicas},
         "train": {"iterations": config.iterations, "iterations_this_process": iterations,
                   "seconds": seconds, "seconds_per_iteration": seconds / iterations,
                   "tasks_per_second": iterations * config.meta_batch_size / seconds},

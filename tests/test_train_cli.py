@@ -86,10 +86,30 @@ def test_tensorboard_csv_figures_and_saved_model_are_written(tiny_run):
     assert not (out / "backup").exists()
 
 
+def test_mirrored_run_on_two_cpu_devices_equals_the_one_device_run(tiny_run, omniglot_data_dir,
+                                                                    tmp_path):
+    """The tiny run again with `--strategy=mirrored --cpu_devices=2`: each
+    meta-batch split over 2 replicas, the same training losses, validation
+    and test results; results.json records the strategy and its replicas."""
+    _, _, one_device = tiny_run
+    result = run_cli(*TINY, "--strategy=mirrored", "--cpu_devices=2",
+                     f"--data_dir={omniglot_data_dir}", f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(tmp_path / "results.json") as file:
+        mirrored = json.load(file)
+    assert one_device["strategy"] == {"name": "default", "replicas": 1}
+    assert mirrored["strategy"] == {"name": "mirrored", "replicas": 2}
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert mirrored["history"][name] == pytest.approx(one_device["history"][name], rel=1e-4)
+    for name in ("test_loss", "test_accuracy"):
+        assert mirrored["test"][name] == pytest.approx(one_device["test"][name], rel=1e-4)
+
+
 @pytest.mark.parametrize("flags, flag", [
     (["--algorithm=foo"], "--algorithm"),
     (["--ways=1"], "--ways"),
     (["--preset=maml_omniglot_5w1s", "--ways=20"], "--ways"),
+    (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3"], "--meta_batch_size"),
 ])
 def test_bad_flags_fail_with_one_line_naming_the_flag(flags, flag, tmp_path):
     result = run_cli(*flags, f"--output_dir={tmp_path}", cwd=tmp_path)
@@ -108,7 +128,7 @@ def test_helpfull_documents_every_flag():
     documented = dict(re.findall(r"^  --(?:\[no\])?(\w+): (.*)$", section, re.M))
     assert {"preset", "algorithm", "dataset", "ways", "shots", "query_shots", "meta_batch_size",
             "inner_lr", "inner_steps", "eval_inner_steps", "first_order", "iterations", "seed",
-            "output_dir"} <= set(documented)
+            "output_dir", "strategy", "cpu_devices"} <= set(documented)
     assert all(len(text.strip()) > 10 for text in documented.values()), documented
     assert "Meta-trains a keras_meta model" in result.stdout
 
