@@ -197,3 +197,4 @@ def test_malformed_episodes(entry):
 def test_malformed_episodes_at_length(entry):
     cases = fuzz_model(entry, examples=500, derandomize=False)
     print(f"{entry.name}: {cases} fuzzed episodes")
+    assert cases >= 500
