@@ -37,7 +37,7 @@ def argument_parser(description):
                              "--smoke: a new temporary directory).")
     parser.add_argument("--scratch_dir", default=None,
                         help=f"Where the CLI writes models and logs (default: {SCRATCH_DIR}; "
-                             "--smoke: inside the results directory).")
+                             "with another --results_dir or --smoke: <results_dir>/scratch).")
     return parser
 
 
@@ -58,8 +58,8 @@ def directories(args):
     """`(results_dir, scratch_dir)` of the parsed `args`."""
     results = args.results_dir or (tempfile.mkdtemp(prefix="reproduce_") if args.smoke
                                    else RESULTS_DIR)
-    scratch = args.scratch_dir or (os.path.join(results, "scratch") if args.smoke
-                                   else SCRATCH_DIR)
+    scratch = args.scratch_dir or (SCRATCH_DIR if results == RESULTS_DIR
+                                   else os.path.join(results, "scratch"))
     return results, scratch
 
 
@@ -75,8 +75,9 @@ def run_all(runs, results_dir, scratch_dir, force=False, smoke=False):
         if os.path.exists(path) and not force:
             print(f"{run.name}: done, skipped ({path})", flush=True)
             continue
-        print(f"{run.name}: running", flush=True)
-        if not run_one(run, path, os.path.join(scratch_dir, run.table, run.name), force, smoke):
+        scratch = os.path.join(scratch_dir, run.table, run.name)
+        print(f"{run.name}: running (log: {os.path.join(scratch, 'output.log')})", flush=True)
+        if not run_one(run, path, scratch, force, smoke):
             failed.append(run.name)
     return failed
 
@@ -87,16 +88,17 @@ def run_one(run, path, scratch, force, smoke):
         shutil.rmtree(scratch)
     command = [sys.executable, "-m", "keras_meta.train", *run.arguments(smoke),
                f"--output_dir={scratch}"]
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    wall = time.perf_counter() - start
     os.makedirs(scratch, exist_ok=True)
-    with open(os.path.join(scratch, "output.log"), "w", encoding="utf-8") as log:
-        log.write(result.stdout + result.stderr)
-    if result.returncode:
-        print(f"{run.name}: FAILED (exit {result.returncode}); log: "
-              f"{os.path.join(scratch, 'output.log')}\n{result.stderr[-2000:]}", flush=True)
+    log_path = os.path.join(scratch, "output.log")
+    start = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        returncode = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}).returncode
+    wall = time.perf_counter() - start
+    if returncode:
+        with open(log_path, encoding="utf-8") as log:
+            tail = log.read()[-2000:]
+        print(f"{run.name}: FAILED (exit {returncode}); log: {log_path}\n{tail}", flush=True)
         return False
     with open(os.path.join(scratch, "results.json"), encoding="utf-8") as file:
         full = json.load(file)

@@ -61,9 +61,9 @@ def accuracy_cell(mean, half_width):
     return f"{100 * mean:.2f}% ± {100 * half_width:.2f}%"
 
 
-def sinusoid_table(results_dir, iterations=runs.SINUSOID_ITERATIONS):
+def sinusoid_table(results_dir):
     """The sinusoid section: MSE per K and steps, then each run's budget and time."""
-    table_runs = runs.sinusoid_runs(iterations)
+    table_runs = runs.sinusoid_runs()
     results = {run.algorithm: load(results_dir, run) for run in table_runs}
     header = ["K", "steps", *(NAMES[run.algorithm] for run in table_runs),
               "paper MAML", "paper pretrained"]
