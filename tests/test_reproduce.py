@@ -247,3 +247,15 @@ def test_cli_defaults_and_flags_of_the_new_algorithms():
                         (dict(algorithm="snail", test_shots=["5"]), "--test_shots")]:
         with pytest.raises(run_config.UsageError, match=flag):
             resolve(**given)
+
+
+@pytest.mark.parametrize("run", runs.sinusoid_runs() + runs.omniglot_runs(),
+                         ids=lambda run: f"{run.table}-{run.name}")
+def test_every_run_is_a_valid_cli_command_line(run):
+    given = {name: value for name, value in run.flags.items() if name != "verbose"}
+    if "test_shots" in given:
+        given["test_shots"] = given["test_shots"].split(",")
+    config = resolve(**given)
+    assert config.algorithm == run.algorithm in models.ALGORITHMS
+    assert config.seed == run.seed and config.test_tasks == runs.TEST_TASKS
+    assert config.iterations % config.log_every == 0
