@@ -22,8 +22,8 @@ from keras_meta.cli import models, report
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "reproduce"
 RECORD_KEYS = {"table", "run", "algorithm", "setting", "seed", "smoke", "command", "config",
-               "budget", "wall_seconds", "train_seconds", "seconds_per_iteration", "test",
-               "test_by_shots"}
+               "budget", "wall_seconds", "resumed", "train_seconds", "seconds_per_iteration",
+               "test", "test_by_shots"}
 
 
 def numpy_ci(values):
@@ -66,6 +66,7 @@ def test_smoke_runs_write_small_results_with_every_figure(smoke_dir):
     for name in written:
         record = read(smoke_dir / name)
         assert set(record) == RECORD_KEYS and record["smoke"] is True
+        assert record["resumed"] is False
         assert record["budget"]["iterations"] == runs.SMOKE["iterations"]
         assert record["test"]["tasks"] == runs.SMOKE["test_tasks"]
         assert record["command"].startswith("python -m keras_meta.train ")

@@ -112,7 +112,8 @@ def run_one(run, path, scratch, force, smoke):
 
 def summary(run, full, wall_seconds, smoke):
     """The small record kept of a run: its settings, budget, times and test
-    figures (not its history)."""
+    figures (not its history). Times are those of the process that finished
+    the run: `resumed` says whether an earlier one had trained part of it."""
     config = {key: value for key, value in full["config"].items() if key not in _LOCAL}
     return {
         "table": run.table, "run": run.name, "algorithm": run.algorithm,
@@ -122,6 +123,7 @@ def summary(run, full, wall_seconds, smoke):
         "budget": {"iterations": config["iterations"],
                    "meta_batch_size": config["meta_batch_size"]},
         "wall_seconds": wall_seconds,
+        "resumed": full["train"]["iterations_this_process"] < full["train"]["iterations"],
         "train_seconds": full["train"]["seconds"],
         "seconds_per_iteration": full["train"]["seconds_per_iteration"],
         "test": full["test"],
