@@ -128,7 +128,7 @@ def omniglot_table(results_dir):
         cells, times = [], []
         for setting in settings:
             run, result = results[(algorithm, setting, 0)]
-            iterations = f"{run.flags['iterations']:,}"
+            iterations = _iterations(run, result)
             if result is None:
                 cells.append(f"{NOT_RUN} ({iterations})")
                 times.append("—")
@@ -155,13 +155,19 @@ def omniglot_table(results_dir):
     return "\n\n".join([caption, markdown(header, rows)])
 
 
+def _iterations(run, result):
+    """The iterations a run trained for, else its budget in `runs`."""
+    return f"{(result['budget'] if result else run.flags)['iterations']:,}"
+
+
 def _seed_row(seed_runs, columns):
     """MAML 5-way 1-shot over seeds: mean ± sample standard deviation across seeds."""
     seeds = [run.seed for run, _ in seed_runs]
     done = [(run.seed, result["test"]["test_accuracy"]) for run, result in seed_runs
             if result is not None]
     label = f"MAML, seeds {', '.join(map(str, seeds))} (mean ± s.d. across seeds)"
-    iterations = f"{seed_runs[0][0].flags['iterations']:,}"
+    budgets = {_iterations(run, result) for run, result in seed_runs if result is not None}
+    iterations = " / ".join(sorted(budgets)) or _iterations(*seed_runs[0])
     if not done:
         cell = f"{NOT_RUN} ({iterations})"
     elif len(done) < 2:
