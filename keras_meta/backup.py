@@ -21,7 +21,7 @@ the backup stopped: start it at the callback's `start_iteration`, which
 `fit` sets to the model's (restored) meta-iteration before it reads any
 data:
 
-    backup = km.backup.AtomicBackupAndRestore("run/backup")
+    backup = km.callbacks.AtomicBackupAndRestore("run/backup")
     train = km.data.sinusoid_episodes(seed=0, start=backup.start_iteration)
     model.fit(train, steps_per_epoch=100, epochs=50, callbacks=[backup])
 """
