@@ -23,7 +23,6 @@ from absl import app, flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_meta as km  # noqa: E402
 
@@ -50,7 +49,7 @@ flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks (test tasks 
 flags.register_validator("iterations", lambda n: n > 0 and n % FLAGS.log_every == 0,
                          "--iterations must be a positive multiple of --log_every.")
 
-EVAL_BATCH = 20  # test tasks per predict batch
+EVAL_BATCH = 20  # test tasks per evaluation batch
 
 
 def build_model():
@@ -65,15 +64,6 @@ def build_model():
                       finetune_steps=FLAGS.inner_steps)
     return km.MetaLSTM(km.learners.conv4(FLAGS.ways, filters=FLAGS.filters),
                        inner_steps=FLAGS.inner_steps)
-
-
-def per_task_accuracy(model, stream, num_tasks):
-    """Accuracy of each of the first `num_tasks` tasks of `stream`: `[num_tasks]`."""
-    accuracies = []
-    for inputs, query_y in stream.take(-(-num_tasks // EVAL_BATCH)).as_numpy_iterator():
-        logits = model.predict_on_batch(inputs)
-        accuracies.append(np.mean(np.argmax(logits, axis=-1) == query_y, axis=1))
-    return np.concatenate(accuracies)[:num_tasks]
 
 
 def main(argv):
@@ -95,7 +85,7 @@ def main(argv):
               verbose=2)
     trained = time.perf_counter() - start
     accuracy, half_width = km.stats.mean_confidence_interval(
-        per_task_accuracy(model, test, FLAGS.test_tasks))
+        km.evaluation.evaluate_tasks(model, test, FLAGS.test_tasks).accuracy)
     print(f"\n{FLAGS.model}: {trained / FLAGS.iterations:.3f} s per meta-iteration")
     print(f"{FLAGS.ways}-way {FLAGS.shots}-shot accuracy on {FLAGS.test_tasks} omniglot_minimal "
           f"test tasks (seed {FLAGS.seed + 1}) after {FLAGS.iterations} iterations of "

@@ -3,7 +3,6 @@ worker of a cluster described by TF_CONFIG, or (with no TF_CONFIG) on one
 process with the same global meta-batches. Prints one JSON line with the
 final weights' checksum values."""
 
-import json
 import os
 import sys
 

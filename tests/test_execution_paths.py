@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_meta as km
-from tests.test_maml import image_episode, random_episode
+from tests.test_maml import image_episode
 
 CONFIGURATIONS = {
     "MAML": (km.MAML, {"inner_lr": 0.3, "inner_steps": 2}),

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import keras_meta as km
 from tests import numpy_mlp
-from tests.test_maml import TASKS, random_episode, tanh_maml, tasks_of
+from tests.test_maml import random_episode, tanh_maml, tasks_of
 
 
 def gradients(model, inputs, query_y):
