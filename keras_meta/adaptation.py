@@ -13,10 +13,28 @@ Algorithms differ only in the pieces passed to `adapt`: the update rule
 which weights adapt, and the number of steps.
 """
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
 from keras_meta import episode
+
+_settings = threading.local()
+
+
+@contextlib.contextmanager
+def divergence_checks(enabled):
+    """Whether inner loops traced inside this context stop at a non-finite
+    step (the default) or let non-finite values through, for evaluations
+    that count diverged tasks instead of failing (`TaskEvaluator`)."""
+    previous = getattr(_settings, "check_divergence", True)
+    _settings.check_divergence = enabled
+    try:
+        yield
+    finally:
+        _settings.check_divergence = previous
 
 
 class FunctionalLearner:
@@ -138,7 +156,10 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
 
 
 def _checked_step(loss, weights, indices, step, steps):
-    """`weights` made to depend on a check that `loss` and the adapted weights are finite."""
+    """`weights` made to depend on a check that `loss` and the adapted weights
+    are finite (unchanged inside `divergence_checks(False)`)."""
+    if not getattr(_settings, "check_divergence", True):
+        return weights
     message = (f"the inner loop diverged at inner step {step + 1} of {steps}: its inner loss "
                "or the weights it produced are not finite. Lower `inner_lr`, or clip the "
                "inner gradients (`inner_clipnorm`).")

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import episode, stats
+from keras_meta import adaptation, episode, stats
 from keras_meta.data.checks import check_int
 
 
@@ -29,23 +29,44 @@ class TaskResults:
     loss_per_step: np.ndarray = None
     accuracy_per_step: np.ndarray = None
 
+    def finite(self, step=None):
+        """`[N]` bool: tasks whose loss (after `step` inner steps; default:
+        the last) is finite, i.e. whose inner loop did not diverge."""
+        loss = self.loss if step is None else self.loss_per_step[:, step]
+        return np.isfinite(loss)
+
     def summary(self, prefix="test"):
         """Logs as Keras callbacks write them: `{prefix}_accuracy` and
         `{prefix}_loss` with their 95% CI half-widths (`..._ci`), and the mean
         after each inner step `k` (`{prefix}_accuracy_step_{k}`,
-        `{prefix}_loss_step_{k}`)."""
+        `{prefix}_loss_step_{k}`). Tasks whose loss is not finite (possible
+        only with `on_divergence="record"`) are left out of every figure and
+        counted in `{prefix}_diverged_tasks` (and `..._step_{k}`)."""
         logs = {}
         for name in ("accuracy", "loss"):
             values = getattr(self, name)
             if values is None:
                 continue
             logs[f"{prefix}_{name}"], logs[f"{prefix}_{name}_ci"] = (
-                stats.mean_confidence_interval(values))
+                finite_mean_confidence_interval(values, self.finite()))
             per_step = getattr(self, f"{name}_per_step")
             if per_step is not None:
-                for step, mean in enumerate(per_step.mean(axis=0)):
-                    logs[f"{prefix}_{name}_step_{step}"] = float(mean)
+                for step in range(per_step.shape[1]):
+                    logs[f"{prefix}_{name}_step_{step}"] = finite_mean_confidence_interval(
+                        per_step[:, step], self.finite(step))[0]
+        if not self.finite().all() or (self.loss_per_step is not None
+                                       and not np.isfinite(self.loss_per_step).all()):
+            logs[f"{prefix}_diverged_tasks"] = int(np.sum(~self.finite()))
+            for step in range(self.loss_per_step.shape[1] if self.loss_per_step is not None else 0):
+                logs[f"{prefix}_diverged_tasks_step_{step}"] = int(np.sum(~self.finite(step)))
         return logs
+
+
+def finite_mean_confidence_interval(values, finite):
+    """`stats.mean_confidence_interval` of `values[finite]`; NaNs when fewer than 2 remain."""
+    if np.sum(finite) < 2:
+        return float("nan"), float("nan")
+    return stats.mean_confidence_interval(np.asarray(values)[finite])
 
 
 def is_gradient_based(model):
@@ -87,13 +108,21 @@ class TaskEvaluator:
       model: a compiled `MetaModel`.
       inner_steps: inner steps of gradient-based models; None reads
         `model.eval_inner_steps` at each call.
+      on_divergence: "raise" (a diverging inner loop raises the
+        `FloatingPointError` of `keras_meta.adaptation.adapt`) or "record"
+        (its task's results are non-finite, and `TaskResults.summary` counts
+        it apart): for reports that must not lose the other tasks.
     """
 
-    def __init__(self, model, inner_steps=None):
+    def __init__(self, model, inner_steps=None, on_divergence="raise"):
         if inner_steps is not None:
             check_int("inner_steps", inner_steps, minimum=0)
+        if on_divergence not in ("raise", "record"):
+            raise ValueError(f'`on_divergence` must be "raise" or "record"; '
+                             f"received {on_divergence!r}.")
         self.model = model
         self.inner_steps = inner_steps
+        self.on_divergence = on_divergence
         self._functions = {}
 
     def _function(self):
@@ -137,7 +166,8 @@ class TaskEvaluator:
         evaluate = self._function()
         losses, accuracies, seen = [], [], 0
         for inputs, query_y in dataset:
-            with episode.assertions_as_value_errors():
+            with episode.assertions_as_value_errors(), \
+                    adaptation.divergence_checks(self.on_divergence == "raise"):
                 loss, accuracy = evaluate(inputs, query_y)
             losses.append(loss.numpy())
             accuracies.append(None if accuracy is None else accuracy.numpy())
@@ -157,7 +187,7 @@ class TaskEvaluator:
         )
 
 
-def evaluate_tasks(model, dataset, num_tasks=600, inner_steps=None):
+def evaluate_tasks(model, dataset, num_tasks=600, inner_steps=None, on_divergence="raise"):
     """Evaluates `model` on the first `num_tasks` tasks of `dataset`; see
     `TaskEvaluator`. Returns `TaskResults`."""
-    return TaskEvaluator(model, inner_steps)(dataset, num_tasks)
+    return TaskEvaluator(model, inner_steps, on_divergence)(dataset, num_tasks)

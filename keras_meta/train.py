@@ -177,13 +177,16 @@ def main(argv):
 
     with strategy.scope():
         tested = models.evaluation_model(config, model)
-    results = evaluation.evaluate_tasks(tested, streams.episodes(config, "test"), config.test_tasks)
+    # A task whose inner loop diverges is counted and left out, not fatal to the report.
+    results = evaluation.evaluate_tasks(tested, streams.episodes(config, "test"), config.test_tasks,
+                                        on_divergence="record")
     summary = report.test_summary(config, results)
     by_shots = []  # (config, summary) of each --test_shots
     for shots in config.test_shots:
         shots_config = dataclasses.replace(config, shots=shots)
         by_shots.append((shots_config, report.test_summary(shots_config, evaluation.evaluate_tasks(
-            tested, streams.episodes(shots_config, "test"), config.test_tasks))))
+            tested, streams.episodes(shots_config, "test"), config.test_tasks,
+            on_divergence="record"))))
     iterations = len(history.epoch) * config.log_every
     payload = {
         "config": config.as_dict(),

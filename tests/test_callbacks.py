@@ -126,7 +126,7 @@ class InterruptAfterFirstEpoch(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("name", zoo.params())
-def test_backup_and_restore_resumes_as_if_never_interrupted(name, tmp_path):
+def test_backup_and_restore_resumes_as_if_never_interrupted(name, tmp_path, op_determinism):
     """Two epochs of two steps: uninterrupted, and interrupted after epoch 1
     then resumed by a fresh model (other initial weights). Training streams
     start at the model's meta-iteration, which the backup restores."""

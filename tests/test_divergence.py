@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import keras_meta as km
-from keras_meta import adaptation
+from keras_meta import adaptation, evaluation
 
 STREAM = km.data.sinusoid_episodes(shots=5, query_shots=5, meta_batch_size=4, seed=0)
 
@@ -67,6 +67,33 @@ def test_evaluation_with_a_diverging_inner_loop_raises():
                 lambda: model.predict(inputs, verbose=0), lambda: model(inputs)):
         with pytest.raises(FloatingPointError, match=r"inner step [1-6] of 6"):
             run()
+
+
+def test_evaluation_can_count_diverged_tasks_and_report_the_others():
+    """Tasks 0 and 2 have targets 10⁴ times larger: their inner loop diverges
+    at lr 0.1 while the others' does not. Recorded, they are counted and left
+    out; the others' results equal an evaluation of those tasks alone."""
+    model = sinusoid_maml(inner_lr=0.1, eval_inner_steps=8)
+    inputs, query_y = (tf.nest.map_structure(np.array, part) for part in next(iter(STREAM)))
+    inputs["support_y"][[0, 2]] *= 1e4
+    with pytest.raises(FloatingPointError, match="inner step"):
+        evaluation.evaluate_tasks(model, [(inputs, query_y)], num_tasks=4)
+
+    recorded = evaluation.evaluate_tasks(model, [(inputs, query_y)], num_tasks=4,
+                                         on_divergence="record")
+    np.testing.assert_array_equal(recorded.finite(), [False, True, False, True])
+    kept = {key: value[[1, 3]] for key, value in inputs.items()}
+    alone = evaluation.evaluate_tasks(model, [(kept, query_y[[1, 3]])], num_tasks=2)
+    np.testing.assert_allclose(recorded.loss_per_step[[1, 3]], alone.loss_per_step, rtol=1e-5)
+    logs = recorded.summary()
+    assert logs["test_diverged_tasks"] == 2 == logs["test_diverged_tasks_step_8"]
+    assert logs["test_diverged_tasks_step_0"] == 0
+    mean, half_width = km.stats.mean_confidence_interval(alone.loss)
+    assert logs["test_loss"] == pytest.approx(mean) and logs["test_loss_ci"] == pytest.approx(
+        half_width)
+    assert logs["test_loss_step_0"] == pytest.approx(recorded.loss_per_step[:, 0].mean())
+    with pytest.raises(ValueError, match="`on_divergence` must be"):
+        evaluation.TaskEvaluator(model, on_divergence="ignore")
 
 
 def test_non_finite_episode_values_are_bad_input():

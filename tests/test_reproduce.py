@@ -260,3 +260,12 @@ def test_every_run_is_a_valid_cli_command_line(run):
     assert config.algorithm == run.algorithm in models.ALGORITHMS
     assert config.seed == run.seed and config.test_tasks == runs.TEST_TASKS
     assert config.iterations % config.log_every == 0
+
+
+def test_mse_cell_counts_the_tasks_left_out_as_diverged():
+    test = {"tasks": 600, "test_loss_step_5": 0.4, "test_loss_step_5_ci": 0.05,
+            "test_loss_step_10": 0.3, "test_loss_step_10_ci": 0.04,
+            "test_diverged_tasks_step_5": 0, "test_diverged_tasks_step_10": 3}
+    assert tables.mse_cell(test, 5) == "0.400 ± 0.050"
+    assert tables.mse_cell(test, 10) == "0.300 ± 0.040 (3 of 600 tasks diverged, left out)"
+    assert tables.mse_cell(test, 20) == "—"

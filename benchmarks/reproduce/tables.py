@@ -56,10 +56,15 @@ def wall_time(result):
 
 
 def mse_cell(test, step):
-    """MSE ± CI after `step` inner steps; "—" for a run tested with fewer."""
+    """MSE ± CI after `step` inner steps; "—" for a run tested with fewer;
+    tasks whose inner loop diverged are left out of the MSE and counted."""
     if f"test_loss_step_{step}" not in test:
         return "—"
-    return f"{test[f'test_loss_step_{step}']:.3f} ± {test[f'test_loss_step_{step}_ci']:.3f}"
+    cell = f"{test[f'test_loss_step_{step}']:.3f} ± {test[f'test_loss_step_{step}_ci']:.3f}"
+    diverged = test.get(f"test_diverged_tasks_step_{step}", 0)
+    if diverged:
+        cell += f" ({diverged} of {test['tasks']} tasks diverged, left out)"
+    return cell
 
 
 def accuracy_cell(mean, half_width):

@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from keras_meta import plot, stats
+from keras_meta import evaluation, plot
 
 
 def test_summary(config, results):
@@ -24,7 +24,8 @@ def test_summary(config, results):
         per_step = getattr(results, f"{name}_per_step")
         if config.per_step and per_step is not None:
             for step, values in enumerate(per_step.T):
-                summary[f"test_{name}_step_{step}_ci"] = stats.mean_confidence_interval(values)[1]
+                summary[f"test_{name}_step_{step}_ci"] = evaluation.finite_mean_confidence_interval(
+                    values, results.finite(step))[1]
     summary["metric"] = "test_accuracy" if config.classification else "test_loss"
     return summary
 
@@ -40,8 +41,10 @@ def headline(config, summary):
         value = f"{summary['test_loss']:.3f} ± {summary['test_loss_ci']:.3f}"
         source = "sinusoid tasks"
     steps = f", {summary['inner_steps']} inner steps" if config.per_step else ""
+    diverged = summary.get("test_diverged_tasks", 0)
+    left_out = f"; the inner loop diverged on {diverged} tasks, left out" if diverged else ""
     return (f"{config.algorithm} test {task} on {summary['tasks']} new {source} "
-            f"(seed {summary['seed']}{steps}): {value} (95% CI)")
+            f"(seed {summary['seed']}{steps}): {value} (95% CI{left_out})")
 
 
 def per_step_line(config, summary):
