@@ -323,6 +323,8 @@ class MultiTask(HeadFitting):
         if not self.built:  # training never calls the model itself
             self.build({key: tuple(value.shape) for key, value in inputs.items()})
         support_y = self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
+        if support_y.dtype.is_integer:  # no class the support set lacks
+            query_y = episode.checked_labels(query_y, metric.num_ways(support_y), "query_y")
         examples = tf.concat([inputs[episode.SUPPORT_X], inputs[episode.QUERY_X]], axis=1)
         labels = tf.concat([support_y, tf.cast(query_y, support_y.dtype)], axis=1)
         outputs = self.outputs_per_task(labels)

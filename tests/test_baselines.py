@@ -135,6 +135,15 @@ def test_multitask_loss_is_the_joint_loss_of_heads_fitted_to_each_task():
     assert not np.allclose(before[0], model.learner.get_weights()[0])
 
 
+def test_multitask_training_rejects_query_classes_the_support_set_lacks():
+    inputs, query_y = episode()
+    query_y = np.array(query_y)
+    query_y[1, 0] = np.max(inputs["support_y"]) + 1
+    model = compiled(km.baselines.MultiTask(dense_embedding(), steps=1))
+    with pytest.raises(ValueError, match=r"`query_y` must hold labels in \[0, ways\)"):
+        model.train_on_batch(inputs, query_y)
+
+
 def test_multitask_with_unfitted_heads_has_chance_loss_and_no_gradient():
     inputs, query_y = episode()
     model = compiled(km.baselines.MultiTask(dense_embedding(), steps=0))
