@@ -269,3 +269,9 @@ def test_mse_cell_counts_the_tasks_left_out_as_diverged():
     assert tables.mse_cell(test, 5) == "0.400 ± 0.050"
     assert tables.mse_cell(test, 10) == "0.300 ± 0.040 (3 of 600 tasks diverged, left out)"
     assert tables.mse_cell(test, 20) == "—"
+
+
+def test_readme_tables_are_generated_from_the_committed_results():
+    """The README's result tables are exactly what `tables.py` makes of the
+    committed results.json files (never edited by hand)."""
+    tables.main(["--check"])
