@@ -37,6 +37,16 @@ FACTORIES = {
         km.algorithms.relation.default_relation_module(filters=4), objective="crossentropy"), 0.1),
     "MultiTask": (lambda: km.baselines.MultiTask(km.learners.conv4_embedding(filters=4), steps=3),
                   0.5),
+    "MetaSGD": (lambda: km.MetaSGD(km.learners.conv4(3, filters=4), inner_steps=2), 0.5),
+    "ANIL": (lambda: km.ANIL(km.learners.conv4(3, filters=4), inner_lr=0.3, inner_steps=2), 0.5),
+    "MAMLPlusPlus": (lambda: km.MAMLPlusPlus(km.learners.conv4(3, filters=4), inner_lr=0.3,
+                                             inner_steps=2), 0.5),
+    "SNAIL": (lambda: km.SNAIL(km.learners.conv4_embedding(filters=4), ways=3, shots=2,
+                               filters=4, attention=((4, 4), (4, 4))), 0.1),
+    "LEO": (lambda: km.LEO(km.learners.conv4_embedding(filters=4), latent_size=4, inner_steps=1,
+                           finetune_steps=1), 0.1),
+    "MetaLSTM": (lambda: km.MetaLSTM(km.learners.conv4(3, filters=4), inner_steps=2,
+                                     hidden_units=3), 0.1),
 }
 
 

@@ -17,14 +17,23 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(
-    "algorithm", ["MAML", "Reptile", "ProtoNet", "MatchingNet", "RelationNet", "MultiTask"])
-def test_mirrored_step_equals_single_device_step(algorithm):
+MIRRORED = ["MAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus", "ProtoNet", "MatchingNet",
+            "RelationNet", "MultiTask", "SNAIL", "LEO", "MetaLSTM"]
+
+
+@pytest.fixture(scope="module")
+def mirrored_figures():
+    """The worker's figures for every algorithm of `MIRRORED`, from one process."""
     result = subprocess.run(
-        [sys.executable, "-m", "tests.distribute_worker", algorithm], cwd=ROOT,
-        capture_output=True, text=True, timeout=600)
+        [sys.executable, "-m", "tests.distribute_worker", *MIRRORED], cwd=ROOT,
+        capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])[algorithm]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("algorithm", MIRRORED)
+def test_mirrored_step_equals_single_device_step(algorithm, mirrored_figures):
+    figures = mirrored_figures[algorithm]
     print(algorithm, figures)
     assert figures["moved"] > 1e-3
     assert figures["difference"] < 1e-5, figures

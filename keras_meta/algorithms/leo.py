@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, episode
+from keras_meta import adaptation, distribution, episode
 from keras_meta.algorithms import metric
 
 # Floors that keep log σ, and the norms of the orthogonality penalty, finite.
@@ -170,13 +170,22 @@ class LEO(metric.MetricModel):
 
     def sampling_noise(self, latent_shape, dtype):
         """This meta-iteration's standard normal noise: `(ε_z, ε_w)` for
-        latents `latent_shape` = `[T, W, L]` and weights `[T, W, D]`."""
+        latents `latent_shape` = `[T, W, L]` and weights `[T, W, D]`. Under
+        `tf.distribute` the noise is drawn for the global meta-batch and each
+        replica takes its own tasks' share, as one device would draw it."""
         iteration = 0 if self.optimizer is None else self.optimizer.iterations
         key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(iteration, tf.int64)])
         weight_shape = tf.concat([latent_shape[:2], [self.feature_size]], axis=0)
+        tasks, replicas, replica = latent_shape[0], 1, 0
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            replicas = context.num_replicas_in_sync
+            replica = tf.cast(context.replica_id_in_sync_group, latent_shape.dtype)
         return tuple(
-            tf.random.stateless_normal(shape, tf.random.experimental.stateless_fold_in(key, i),
-                                       dtype=dtype)
+            tf.random.stateless_normal(
+                tf.concat([[tasks * replicas], shape[1:]], axis=0),
+                tf.random.experimental.stateless_fold_in(key, i), dtype=dtype,
+            )[replica * tasks:(replica + 1) * tasks]
             for i, shape in enumerate((latent_shape, weight_shape)))
 
     def encode(self, support, support_y):
@@ -241,12 +250,15 @@ class LEO(metric.MetricModel):
         """Query predictions and the meta-loss: the compiled loss plus LEO's regularisers."""
         with episode.assertions_as_value_errors():
             tensors = self.episode_tensors(x)
-        y_pred, kl, encoder_penalty = self.forward(*tensors, training=True)
+        with distribution.global_batch_statistics(self):  # as `MetricModel.call`
+            y_pred, kl, encoder_penalty = self.forward(*tensors, training=True)
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                   training=True)
         penalties = (self.kl_weight * kl + self.encoder_penalty_weight * encoder_penalty
                      + self.regularisation())
-        return y_pred, loss + tf.cast(penalties, loss.dtype)
+        # Scaled as the compiled loss is (1 / replicas): the replicas' gradients are summed.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return y_pred, loss + tf.cast(penalties, loss.dtype) / replicas
 
     def get_config(self):
         return {
