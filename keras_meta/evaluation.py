@@ -54,11 +54,12 @@ class TaskResults:
                 for step in range(per_step.shape[1]):
                     logs[f"{prefix}_{name}_step_{step}"] = finite_mean_confidence_interval(
                         per_step[:, step], self.finite(step))[0]
-        if not self.finite().all() or (self.loss_per_step is not None
-                                       and not np.isfinite(self.loss_per_step).all()):
+        steps = range(0 if self.loss_per_step is None else self.loss_per_step.shape[1])
+        diverged = {f"{prefix}_diverged_tasks_step_{step}": int(np.sum(~self.finite(step)))
+                    for step in steps}
+        if not self.finite().all() or any(diverged.values()):
             logs[f"{prefix}_diverged_tasks"] = int(np.sum(~self.finite()))
-            for step in range(self.loss_per_step.shape[1] if self.loss_per_step is not None else 0):
-                logs[f"{prefix}_diverged_tasks_step_{step}"] = int(np.sum(~self.finite(step)))
+            logs.update(diverged)
         return logs
 
 
