@@ -1,17 +1,25 @@
 """Times one meta-iteration: keras_meta's default path, its whole-batch
-reference path, and a PyTorch `torch.func` per-task loop (optional).
+reference path, and a PyTorch `torch.func` per-task loop (optional); then
+peak memory against the number of inner steps, with and without
+`recompute_inner_steps`.
 
 Each cell runs in its own process (so peak RSS is its own) on random
 Omniglot-shaped data: conv4 (64 filters, batch norm), 28×28×1, Adam 1e-3.
-Prints one table: seconds per iteration (median of --iterations after the
-first), the first step (tracing + compilation), peak RSS, and the ratios
-against the PyTorch column.
+Prints two tables. Each cell: seconds per iteration (median of
+--iterations after the first; the second step is often slow, so use 3 or
+more) and the first step (tracing + compilation); the peak RSS of the steps
+after the first (freed heap returned to the system first), split into the
+process with the model built (mostly the framework itself) and what
+training adds ("+": activations, compiled graph, allocator caches); and for
+keras_meta the peak bytes held by TensorFlow tensors alone (activations,
+gradients, weights) during those steps. Ratios are against the PyTorch
+column (peak RSS, and in brackets what training adds).
 
     python benchmarks/meta_step.py --iterations=5
 """
 
+import ctypes
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -22,6 +30,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("iterations", 5, "Timed iterations per cell (after the first step).")
 flags.DEFINE_string("cell", None, "Internal: run one cell, as 'workload:implementation'.")
 flags.DEFINE_list("workloads", None, "Subset of workloads to run (default: all).")
+flags.DEFINE_enum("table", "all", ["all", "speed", "memory"], "Which table to print.")
 
 WORKLOADS = {
     # name: (algorithm, ways, shots, queries per class, meta-batch, inner steps)
@@ -30,7 +39,12 @@ WORKLOADS = {
     "maml2_20w1s_5steps": ("maml", 20, 1, 5, 16, 5),
     "protonet_5w1s": ("protonet", 5, 1, 15, 32, 0),
 }
-IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "pytorch")
+SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "pytorch")
+# Memory against inner steps: 20-way 1-shot, second order.
+MEMORY_STEPS = (1, 5, 10)
+MEMORY_IMPLEMENTATIONS = ("keras_meta", "keras_meta_recompute", "pytorch")
+for _steps in MEMORY_STEPS:
+    WORKLOADS.setdefault(f"maml2_20w1s_{_steps}steps", ("maml", 20, 1, 5, 16, _steps))
 
 
 def episode(ways, shots, queries, tasks):
@@ -45,7 +59,7 @@ def episode(ways, shots, queries, tasks):
     )
 
 
-def keras_step(algorithm, ways, steps, per_task_gradients, data):
+def keras_step(algorithm, ways, steps, implementation, data):
     import keras
 
     import keras_meta as km
@@ -55,7 +69,9 @@ def keras_step(algorithm, ways, steps, per_task_gradients, data):
         model = km.ProtoNet(km.learners.conv4_embedding())
     else:
         model = km.MAML(km.learners.conv4(ways), inner_lr=0.4, inner_steps=steps,
-                        first_order=algorithm == "fomaml", per_task_gradients=per_task_gradients)
+                        first_order=algorithm == "fomaml",
+                        per_task_gradients=implementation != "keras_meta_reference",
+                        recompute_inner_steps=implementation == "keras_meta_recompute")
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     inputs = {"support_x": support_x, "support_y": support_y.astype("int32"), "query_x": query_x}
@@ -104,6 +120,33 @@ def torch_step(algorithm, ways, steps, data):
     return step
 
 
+def proc_status_mib(field):
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def reset_peak_rss():
+    """Returns freed heap memory to the system and restarts VmHWM (glibc
+    Linux), so that later peaks count what the steps hold, not what the
+    first step's compilation left in the allocator."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def reset_tensor_stats():
+    """Restarts TensorFlow's count of the peak bytes held by tensors; False
+    where the CPU allocator keeps no count (oneDNN off)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    except ValueError:
+        return False
+    return True
+
+
 def run_cell(cell):
     workload, implementation = cell.split(":")
     algorithm, ways, shots, queries, tasks, steps = WORKLOADS[workload]
@@ -111,18 +154,26 @@ def run_cell(cell):
     if implementation == "pytorch":
         step = torch_step(algorithm, ways, steps, data)
     else:
-        step = keras_step(algorithm, ways, steps, implementation == "keras_meta", data)
+        step = keras_step(algorithm, ways, steps, implementation, data)
+    built_mib = proc_status_mib("VmRSS")
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start
+    reset_peak_rss()
+    tensor_stats = implementation != "pytorch" and reset_tensor_stats()
     times = []
     for _ in range(FLAGS.iterations):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
     times.sort()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": times[len(times) // 2], "first": first, "peak_mib": peak_mib}))
+    result = {"seconds": times[len(times) // 2], "first": first,
+              "step_peak_mib": proc_status_mib("VmHWM"), "built_mib": built_mib}
+    if tensor_stats:  # tensors alone: activations, gradients, weights
+        import tensorflow as tf
+
+        result["tensor_peak_mib"] = tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20
+    print(json.dumps(result))
 
 
 def measure(workload, implementation):
@@ -131,7 +182,7 @@ def measure(workload, implementation):
             import torch  # noqa: F401
         except ImportError:
             return None
-    if implementation == "keras_meta_reference" and WORKLOADS[workload][0] == "protonet":
+    if implementation != "keras_meta" and WORKLOADS[workload][0] == "protonet":
         return None  # ProtoNet has a single path
     result = subprocess.run(
         [sys.executable, __file__, f"--cell={workload}:{implementation}",
@@ -141,12 +192,42 @@ def measure(workload, implementation):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def ok(result):
+    return result is not None and "error" not in result
+
+
 def cell_text(result):
     if result is None:
         return "—"
     if "error" in result:
         return f"failed: {result['error']}"
-    return f"{result['seconds']:.2f} s ({result['first']:.0f} s first, {result['peak_mib']:.0f} MiB)"
+    tensors = result.get("tensor_peak_mib")
+    return (f"{result['seconds']:.2f} s, {result['first']:.0f} s first; "
+            f"{result['step_peak_mib']:.0f} MiB ({result['built_mib']:.0f} built "
+            f"+ {result['step_peak_mib'] - result['built_mib']:.0f}"
+            + ("" if tensors is None else f"; tensors {tensors:.0f}") + ")")
+
+
+def ratio(ours, theirs, key):
+    if not (ok(ours) and ok(theirs)):
+        return "—"
+    if key == "seconds":
+        return f"{ours['seconds'] / theirs['seconds']:.2f}×"
+    growth = [r["step_peak_mib"] - r["built_mib"] for r in (ours, theirs)]
+    return (f"{ours['step_peak_mib'] / theirs['step_peak_mib']:.2f}× "
+            f"(+{growth[0] / growth[1]:.2f}×)")
+
+
+def print_table(rows, implementations, ratios):
+    """One row per workload; `ratios` are (title, implementation, key) against PyTorch."""
+    print("| workload | " + " | ".join(implementations)
+          + "".join(f" | {title}" for title, _, _ in ratios) + " |")
+    print("| --- " * (len(implementations) + len(ratios) + 1) + "|")
+    for workload in rows:
+        results = {impl: measure(workload, impl) for impl in implementations}
+        print(f"| {workload} | " + " | ".join(cell_text(results[i]) for i in implementations)
+              + "".join(f" | {ratio(results[impl], results['pytorch'], key)}"
+                        for _, impl, key in ratios) + " |", flush=True)
 
 
 def main(argv):
@@ -154,16 +235,20 @@ def main(argv):
     if FLAGS.cell:
         run_cell(FLAGS.cell)
         return
-    print("| workload | " + " | ".join(IMPLEMENTATIONS) + " | keras_meta / pytorch |")
-    print("| --- " * (len(IMPLEMENTATIONS) + 2) + "|")
-    for workload in FLAGS.workloads or WORKLOADS:
-        results = {impl: measure(workload, impl) for impl in IMPLEMENTATIONS}
-        ours, theirs = results["keras_meta"], results["pytorch"]
-        ratio = "—"
-        if ours and theirs and "error" not in ours and "error" not in theirs:
-            ratio = f"{ours['seconds'] / theirs['seconds']:.2f}×"
-        print(f"| {workload} | " + " | ".join(cell_text(results[i]) for i in IMPLEMENTATIONS)
-              + f" | {ratio} |", flush=True)
+    speed_rows = [w for w in ("maml2_5w1s", "maml1_5w1s", "maml2_20w1s_5steps", "protonet_5w1s")
+                  if FLAGS.workloads is None or w in FLAGS.workloads]
+    memory_rows = [f"maml2_20w1s_{steps}steps" for steps in MEMORY_STEPS
+                   if FLAGS.workloads is None or f"maml2_20w1s_{steps}steps" in FLAGS.workloads]
+    if FLAGS.table in ("all", "speed") and speed_rows:
+        print("Seconds per meta-iteration; peak RSS of later steps = model built + training:")
+        print_table(speed_rows, SPEED_IMPLEMENTATIONS,
+                    [("keras_meta / pytorch time", "keras_meta", "seconds"),
+                     ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory")])
+    if FLAGS.table in ("all", "memory") and memory_rows:
+        print("\nPeak memory against inner steps, MAML 2nd order, 20-way 1-shot:")
+        print_table(memory_rows, MEMORY_IMPLEMENTATIONS,
+                    [("recompute / pytorch peak RSS (+)", "keras_meta_recompute", "memory"),
+                     ("recompute / pytorch time", "keras_meta_recompute", "seconds")])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ which weights adapt, and the number of steps.
 """
 
 import contextlib
+import functools
 import threading
 
 import keras
@@ -95,7 +96,7 @@ def batch_for_step(support_x, support_y, step, batch_size):
 
 def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
           first_order=False, adapted=None, batch_size=None, update_sees_loss=False,
-          clipnorm=None):
+          clipnorm=None, recompute=False):
     """Runs `steps` gradient steps on one task's support set.
 
     Args:
@@ -119,6 +120,13 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
         that read it (`MetaLSTM`).
       clipnorm: if set, each adapted weight's inner gradient is rescaled to
         an L2 norm of at most `clipnorm` (as a Keras optimizer's `clipnorm`).
+      recompute: if True, no activation of an inner step is kept for the
+        meta-gradient: each step's backward pass runs the step again
+        (gradient checkpointing), so memory stays flat in `steps` for one
+        more forward and backward pass of the support set per step. The
+        gradient then reaches the step's weights and the variables `update`
+        reads when it is called; a tensor `update` captured instead gets
+        none (build the rule inside the call, as `MAML.adapt` does).
 
     Returns:
       The trajectory: a list of `steps + 1` weight lists, `trajectory[0]` being
@@ -131,9 +139,8 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
     if adapted is None:
         adapted = [True] * len(weights)
     indices = [i for i, flag in enumerate(adapted) if flag]
-    trajectory = [list(weights)]
-    current = list(weights)
-    for step in range(steps):
+
+    def inner_step(current, step):
         x, y = support_x, support_y
         if batch_size is not None:
             x, y = batch_for_step(support_x, support_y, step, batch_size)
@@ -148,11 +155,50 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
         grads = [None] * len(current)
         for i, g in zip(indices, moving_grads):
             grads[i] = tf.stop_gradient(g) if first_order else g
-        current = update(current, grads, step, loss) if update_sees_loss \
+        new = update(current, grads, step, loss) if update_sees_loss \
             else update(current, grads, step)
+        return loss, new
+
+    trajectory = [list(weights)]
+    current = list(weights)
+    for step in range(steps):
+        step_fn = functools.partial(inner_step, step=step)
+        loss, current = recomputed(step_fn, current) if recompute else step_fn(current)
         current = _checked_step(loss, current, indices, step, steps)
         trajectory.append(current)
     return trajectory
+
+
+def recomputed(step_fn, weights):
+    """`step_fn(weights)` → `(loss, new weights)`, keeping none of its
+    activations for the backward pass, which runs `step_fn` again.
+
+    The gradient flows to `weights` and to the variables `step_fn` reads.
+    The recomputation waits for the incoming gradients, so it runs when the
+    backward pass reaches this step and cannot be merged with the forward one.
+    """
+
+    @tf.custom_gradient
+    def step(*inputs):
+        loss, new = step_fn(list(inputs))
+
+        def backward(*upstream, variables=()):
+            upstream = [tf.zeros_like(o) if u is None else u
+                        for u, o in zip(upstream, [loss, *new])]
+            with tf.control_dependencies(upstream):
+                again = [tf.identity(w) for w in inputs]
+            with tf.GradientTape() as tape:
+                tape.watch(again)
+                loss_again, new_again = step_fn(again)
+            grads = tape.gradient([loss_again, *new_again], again + list(variables),
+                                  output_gradients=upstream,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return grads[:len(inputs)], grads[len(inputs):]
+
+        return [loss, *new], backward
+
+    loss, *new = step(*weights)
+    return loss, new
 
 
 def _checked_step(loss, weights, indices, step, steps):

@@ -126,6 +126,8 @@ def test_uncompiled_model_explains_what_is_missing():
 @pytest.mark.parametrize("argument, value", [
     ("inner_steps", -1), ("inner_steps", 1.5), ("eval_inner_steps", -2),
     ("inner_lr", math.nan), ("inner_lr", math.inf), ("inner_lr", "0.1"),
+    ("recompute_inner_steps", 1), ("recompute_inner_steps", "yes"),
+    ("parallel_tasks", 0), ("parallel_tasks", 2.0), ("parallel_tasks", True),
 ])
 def test_bad_hyperparameters(argument, value):
     with pytest.raises(ValueError, match=f"`{argument}` must be"):

@@ -1,6 +1,7 @@
 """Every execution path of the gradient-based engine gives the same meta-loss
-and meta-gradients, the train step traces once, and its graph does not grow
-with the meta-batch size."""
+and meta-gradients (per-task or whole-batch gradients, stored or recomputed
+inner steps, any number of tasks in flight), the train step traces once, and
+its graph does not grow with the meta-batch size."""
 
 import keras
 import numpy as np
@@ -48,6 +49,69 @@ def test_per_task_and_whole_batch_gradients_agree(float64, name):
     for a, b in zip(grads_a, grads_b):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
     assert max(np.abs(g).max() for g in grads_a) > 0
+
+
+def float64_episode(seed):
+    inputs, query_y = image_episode(seed)
+    return {k: v.astype("float64") if v.dtype == np.float32 else v
+            for k, v in inputs.items()}, tf.constant(query_y)
+
+
+def meta_gradients_of(cls, learner, weights=None, **options):
+    """`(grads, y_pred, loss)` of a fresh model on `float64_episode(6)`, as
+    NumPy, and the model; it starts from `weights` when given."""
+    model = build(cls, options, options.pop("per_task_gradients", True), learner)
+    inputs, query_y = float64_episode(6)
+    model(inputs)
+    if weights is not None:
+        model.set_weights(weights)
+    grads, y_pred, loss = tf.function(model.meta_gradients)(inputs, query_y)
+    return [g.numpy() for g in grads], y_pred.numpy(), float(loss), model
+
+
+RECOMPUTED = {**CONFIGURATIONS, "MetaLSTM second order": (
+    km.MetaLSTM, {"inner_steps": 2, "first_order": False, "hidden_units": 3})}
+
+
+@pytest.mark.parametrize("name", list(RECOMPUTED))
+def test_recomputed_inner_steps_give_the_same_meta_gradients(float64, name):
+    cls, options = RECOMPUTED[name]
+    keras.utils.set_random_seed(4)
+    learner = km.learners.conv4(ways=3, filters=4)
+    grads_a, pred_a, loss_a, model = meta_gradients_of(cls, learner, **options)
+    grads_b, pred_b, loss_b, _ = meta_gradients_of(cls, learner, model.get_weights(),
+                                                   recompute_inner_steps=True, **options)
+    assert loss_b == pytest.approx(loss_a, rel=1e-12)
+    np.testing.assert_allclose(pred_b, pred_a, rtol=1e-12, atol=1e-14)
+    assert len(grads_a) == len(grads_b)
+    for a, b in zip(grads_a, grads_b):  # meta-parameters (rates, per-step values) included
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    learner_ids = {id(v) for v in learner.trainable_variables}
+    meta_parameters = [g for g, v in zip(grads_a, model.trainable_variables)
+                       if id(v) not in learner_ids]  # rates, per-step values, the LSTM
+    head = next(g for g, v in zip(grads_a, model.trainable_variables)
+                if v is learner.trainable_variables[-1])
+    assert np.abs(head).max() > 0
+    assert all(np.abs(g).max() > 0 for g in meta_parameters)
+
+
+def test_recomputing_needs_per_task_gradients():
+    with pytest.raises(ValueError, match="recompute_inner_steps.*per_task_gradients"):
+        km.MAML(km.learners.mlp(), recompute_inner_steps=True, per_task_gradients=False)
+
+
+@pytest.mark.parametrize("name", ["MAML", "MAML++ all options"])
+def test_tasks_in_flight_do_not_change_the_result(float64, name):
+    cls, options = CONFIGURATIONS[name]
+    keras.utils.set_random_seed(5)
+    learner = km.learners.conv4(ways=3, filters=4)
+    grads_a, pred_a, loss_a, model = meta_gradients_of(cls, learner, parallel_tasks=1, **options)
+    grads_b, pred_b, loss_b, _ = meta_gradients_of(cls, learner, model.get_weights(),
+                                                   parallel_tasks=6, **options)
+    assert loss_a == loss_b
+    np.testing.assert_array_equal(pred_a, pred_b)
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_array_equal(a, b)
 
 
 class CountingMAML(km.MAML):

@@ -77,8 +77,7 @@ def test_anil_adapts_only_the_head_and_trains_the_body_exactly(float64):
     model(inputs)
     assert model.adapted_weights() == [False, False, False, False, True, True]
     weights, frozen = model.functional_learner.initial_weights()
-    trajectory = model.adapt(weights, frozen, inputs["support_x"][0], inputs["support_y"][0], 2,
-                             model.inner_update())
+    trajectory = model.adapt(weights, frozen, inputs["support_x"][0], inputs["support_y"][0], 2)
     for before, after in zip(weights[:4], trajectory[-1][:4]):
         np.testing.assert_array_equal(before.numpy(), after.numpy())
     assert np.abs(trajectory[-1][4].numpy() - weights[4].numpy()).max() > 1e-3

@@ -43,9 +43,10 @@ def meta_gradient(model, inputs, query_y):
     return before, [b - a for b, a in zip(before, after)]
 
 
+@pytest.mark.parametrize("recompute", [False, True], ids=["stored", "recomputed"])
 @pytest.mark.parametrize("steps", [1, 2])
-def test_second_order_meta_gradient_matches_finite_differences(float64, steps):
-    model = tanh_maml(inner_lr=0.3, inner_steps=steps)
+def test_second_order_meta_gradient_matches_finite_differences(float64, steps, recompute):
+    model = tanh_maml(inner_lr=0.3, inner_steps=steps, recompute_inner_steps=recompute)
     inputs, query_y = random_episode(0)
     theta, grads = meta_gradient(model, inputs, query_y)
     reference = numpy_mlp.finite_difference_grad(theta, tasks_of(inputs, query_y), 0.3, steps)
@@ -149,15 +150,16 @@ def test_tasks_are_independent_of_each_other():
 
 
 def test_save_and_load_round_trip_gives_identical_predictions(tmp_path):
-    model = conv4_maml(inner_steps=1, eval_inner_steps=2, first_order=True)
+    model = conv4_maml(inner_steps=1, eval_inner_steps=2, first_order=True,
+                       recompute_inner_steps=True, parallel_tasks=3)
     inputs, query_y = image_episode(3)
     model.fit(inputs, query_y, epochs=1, verbose=0)
     path = tmp_path / "maml.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert type(loaded) is km.MAML
-    assert (loaded.inner_lr, loaded.inner_steps, loaded.eval_inner_steps, loaded.first_order) == (
-        0.4, 1, 2, True)
+    assert (loaded.inner_lr, loaded.inner_steps, loaded.eval_inner_steps, loaded.first_order,
+            loaded.recompute_inner_steps, loaded.parallel_tasks) == (0.4, 1, 2, True, True, 3)
     np.testing.assert_array_equal(model.predict(inputs, verbose=0), loaded.predict(inputs, verbose=0))
     fomaml = tanh_maml(km.FOMAML, inner_lr=0.1)
     fomaml.predict(random_episode(0, dtype="float32")[0], verbose=0)

@@ -27,6 +27,11 @@ def _check_clipnorm(value):
         raise ValueError(f"`inner_clipnorm` must be None or a number > 0; received {value!r}.")
 
 
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False; received {value!r}.")
+
+
 def _check_learning_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"`{name}` must be a finite number; received {value!r}.")
@@ -57,6 +62,11 @@ class MAML(MetaModel):
       inner_clipnorm: if set, each weight's inner gradient is rescaled to an
         L2 norm of at most this before the inner update (clip the outer
         update with the optimizer's own `clipnorm`).
+      recompute_inner_steps: keep no activation of the inner steps for the
+        meta-gradient and run each step again in the backward pass (gradient
+        checkpointing): memory nearly flat in `inner_steps`, for one more
+        forward and backward pass of the support set per step. Same
+        meta-gradient.
 
     An inner loop that diverges (a non-finite inner loss or adapted weight)
     stops `fit`, `evaluate` and `predict` with a `FloatingPointError` naming
@@ -70,8 +80,13 @@ class MAML(MetaModel):
     """
 
     def __init__(self, learner, inner_lr=0.4, inner_steps=1, eval_inner_steps=None,
-                 first_order=False, per_task_gradients=True, inner_clipnorm=None, **kwargs):
+                 first_order=False, per_task_gradients=True, inner_clipnorm=None,
+                 recompute_inner_steps=False, **kwargs):
         _check_learning_rate("inner_lr", inner_lr)
+        _check_bool("recompute_inner_steps", recompute_inner_steps)
+        if recompute_inner_steps and not per_task_gradients:
+            raise ValueError("`recompute_inner_steps=True` needs `per_task_gradients=True` (it "
+                             "recomputes inner steps inside each task's own gradient).")
         _check_clipnorm(inner_clipnorm)
         _check_steps("inner_steps", inner_steps)
         _check_steps("eval_inner_steps", eval_inner_steps, allow_none=True)
@@ -82,6 +97,7 @@ class MAML(MetaModel):
         self.first_order = bool(first_order)
         self.per_task_gradients = bool(per_task_gradients)
         self.inner_clipnorm = inner_clipnorm
+        self.recompute_inner_steps = recompute_inner_steps
         self.functional_learner = adaptation.FunctionalLearner(learner)
 
     @property
@@ -139,9 +155,9 @@ class MAML(MetaModel):
 
     # The engine ----------------------------------------------------------
 
-    def adapt(self, weights, frozen, support_x, support_y, steps, update, batch_size=None):
-        """Adapts `weights` on one task's support set with the update rule
-        `update`; returns the trajectory of `steps + 1` weight lists (see
+    def adapt(self, weights, frozen, support_x, support_y, steps, batch_size=None):
+        """Adapts `weights` on one task's support set with `inner_update`;
+        returns the trajectory of `steps + 1` weight lists (see
         `adaptation.adapt`)."""
         return adaptation.adapt(
             lambda w, x: self.functional_learner(w, frozen, x),
@@ -150,12 +166,21 @@ class MAML(MetaModel):
             support_x,
             support_y,
             steps=steps,
-            update=update,
+            update=self.step_update(),
             first_order=self.first_order,
             adapted=self.adapted_weights(),
             batch_size=batch_size,
             clipnorm=self.inner_clipnorm,
+            recompute=self.recompute_inner_steps,
         )
+
+    def step_update(self):
+        """`inner_update()`, or with `recompute_inner_steps` a rule that builds
+        it anew in each step, so that a recomputed step reads the
+        meta-parameters itself and passes them their gradients."""
+        if not self.recompute_inner_steps:
+            return self.inner_update()
+        return lambda *args: self.inner_update()(*args)
 
     def predict_task(self, support_x, support_y, query_x, steps, from_step=None):
         """Adapts on one task's support set and predicts its query set.
@@ -168,7 +193,7 @@ class MAML(MetaModel):
             `[steps − k + 1, Q, ...]`.
         """
         weights, frozen = self.initial_weights()
-        trajectory = self.adapt(weights, frozen, support_x, support_y, steps, self.inner_update())
+        trajectory = self.adapt(weights, frozen, support_x, support_y, steps)
         if from_step is None:
             return self.functional_learner(trajectory[-1], frozen, query_x)
         return tf.stack([self.functional_learner(w, frozen, query_x)
@@ -256,6 +281,7 @@ class MAML(MetaModel):
             "first_order": self.first_order,
             "per_task_gradients": self.per_task_gradients,
             "inner_clipnorm": self.inner_clipnorm,
+            "recompute_inner_steps": self.recompute_inner_steps,
         }
 
 

@@ -103,7 +103,7 @@ class MetaLSTM(MAML):
 
         return update
 
-    def adapt(self, weights, frozen, support_x, support_y, steps, update, batch_size=None):
+    def adapt(self, weights, frozen, support_x, support_y, steps, batch_size=None):
         """`MAML.adapt` with the meta-learner's state carried along the
         learner's weights (as weights that do not adapt); returns the
         trajectory of the learner's weights only."""
@@ -119,12 +119,13 @@ class MetaLSTM(MAML):
             support_x,
             support_y,
             steps=steps,
-            update=update,
+            update=self.step_update(),
             first_order=self.first_order,
             adapted=[True] * learner_weights + [False] * STATE_SIZE,
             batch_size=batch_size,
             clipnorm=self.inner_clipnorm,
             update_sees_loss=True,
+            recompute=self.recompute_inner_steps,
         )
         return [w[:learner_weights] for w in trajectory]
 

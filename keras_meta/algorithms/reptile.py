@@ -35,6 +35,7 @@ class Reptile(MAML):
                              f"received {inner_batch_size!r}.")
         kwargs.pop("first_order", None)
         kwargs.pop("per_task_gradients", None)
+        kwargs.pop("recompute_inner_steps", None)  # no gradient flows through the adaptation
         super().__init__(learner, inner_lr=inner_lr, inner_steps=inner_steps,
                          eval_inner_steps=eval_inner_steps, first_order=True, **kwargs)
         self.inner_batch_size = inner_batch_size
@@ -43,11 +44,10 @@ class Reptile(MAML):
         with episode.assertions_as_value_errors():
             tasks = self.episode_tensors(x)
         weights, frozen = self.initial_weights()
-        update = self.inner_update()
 
         def task(task_support_x, task_support_y, task_query_x):
             adapted = self.adapt(weights, frozen, task_support_x, task_support_y,
-                                 self.inner_steps, update, self.inner_batch_size)[-1]
+                                 self.inner_steps, self.inner_batch_size)[-1]
             return [self.functional_learner(adapted, frozen, task_query_x), *adapted]
 
         signature = [tf.TensorSpec(None, self.compute_dtype)]
@@ -62,5 +62,5 @@ class Reptile(MAML):
 
     def get_config(self):
         config = super().get_config()
-        del config["first_order"], config["per_task_gradients"]
+        del config["first_order"], config["per_task_gradients"], config["recompute_inner_steps"]
         return {**config, "inner_batch_size": self.inner_batch_size}
