@@ -182,7 +182,7 @@ def measure(workload, implementation):
             import torch  # noqa: F401
         except ImportError:
             return None
-    if implementation != "keras_meta" and WORKLOADS[workload][0] == "protonet":
+    if implementation.startswith("keras_meta_") and WORKLOADS[workload][0] == "protonet":
         return None  # ProtoNet has a single path
     result = subprocess.run(
         [sys.executable, __file__, f"--cell={workload}:{implementation}",
