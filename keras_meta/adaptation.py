@@ -20,7 +20,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from keras_meta import episode
+from keras_meta import batch_norm, episode
 
 _settings = threading.local()
 
@@ -45,12 +45,14 @@ class FunctionalLearner:
     when the model's own `call` takes no `training` argument) inside a
     `keras.StatelessScope` that maps each variable to the given tensor.
     Batch norm runs in training mode (statistics of the batch it sees, as in
-    the MAML reference) and the moving statistics it would update are
-    discarded, so no state leaks from one task to the next.
+    the MAML reference), with statistics exact to second order
+    (`batch_norm.exact_statistics`), and the moving statistics it would
+    update are discarded, so no state leaks from one task to the next.
     """
 
     def __init__(self, model):
         self.model = model
+        batch_norm.exact_statistics(model)
 
     def initial_weights(self):
         """Current trainable and non-trainable values, as lists of tensors."""

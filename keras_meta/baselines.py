@@ -16,7 +16,7 @@ predicts the query set. Head fitting runs on the inner-loop engine
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, distribution, episode
+from keras_meta import adaptation, batch_norm, episode
 from keras_meta.algorithms import metric
 from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
@@ -157,9 +157,9 @@ class HeadFitting(MetaModel):
     def features(self, x, training=False):
         """Body features of a batch of tasks: `[T, N, *features]` → `[T, N, D]`
         (batch norm over all of them, across replicas too: see
-        `distribution.global_batch_statistics`)."""
+        `batch_norm.global_batch_statistics`)."""
         dims = metric.dims(x)
-        with distribution.global_batch_statistics(self.learner):
+        with batch_norm.global_batch_statistics(self.learner):
             flat = self.learner(tf.reshape(x, [-1, *dims[2:]]), training=training)
         return tf.reshape(flat, [*dims[:2], self.feature_size])
 

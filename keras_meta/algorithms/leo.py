@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, distribution, episode
+from keras_meta import adaptation, batch_norm, episode
 from keras_meta.algorithms import metric
 
 # Floors that keep log σ, and the norms of the orthogonality penalty, finite.
@@ -250,7 +250,7 @@ class LEO(metric.MetricModel):
         """Query predictions and the meta-loss: the compiled loss plus LEO's regularisers."""
         with episode.assertions_as_value_errors():
             tensors = self.episode_tensors(x)
-        with distribution.global_batch_statistics(self):  # as `MetricModel.call`
+        with batch_norm.global_batch_statistics(self):  # as `MetricModel.call`
             y_pred, kl, encoder_penalty = self.forward(*tensors, training=True)
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                   training=True)

@@ -9,7 +9,7 @@ directly. The number of ways is read from the support labels
 import keras
 import tensorflow as tf
 
-from keras_meta import distribution, episode
+from keras_meta import batch_norm, episode
 from keras_meta.meta_model import MetaModel
 
 
@@ -25,14 +25,14 @@ class MetricModel(MetaModel):
     during `fit`, moving statistics otherwise. Under `tf.distribute` the
     batch statistics are all-reduced over the replicas' tasks, so they stay
     those of the whole global meta-batch
-    (`distribution.global_batch_statistics`).
+    (`batch_norm.global_batch_statistics`).
     """
 
     def __init__(self, embedding, **kwargs):
         super().__init__(embedding, **kwargs)
 
     def call(self, inputs, training=False):
-        with distribution.global_batch_statistics(self):
+        with batch_norm.global_batch_statistics(self):
             return super().call(inputs, training=training)
 
     @property

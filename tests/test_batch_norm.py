@@ -1,0 +1,95 @@
+"""Second-order meta-gradients through batch norm against finite differences.
+
+TensorFlow's `tf.nn.moments` (which Keras's batch norm uses) stops the
+gradient through the mean inside the variance; that leaves first
+derivatives exact but not second ones. The inner loop's learners compute
+their statistics exactly (`keras_meta.batch_norm`); these tests check the
+whole meta-gradient of conv4 learners with batch norm, coordinate by
+coordinate, against central differences of the meta-loss in float64.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_meta as km
+from keras_meta import batch_norm
+from tests.test_execution_paths import CONFIGURATIONS, build, float64_episode
+
+SECOND_ORDER = ["MAML", "MetaSGD", "ANIL", "MAML++ all options"]
+
+
+def coordinates(variable, count, rng):
+    """`count` random coordinates of `variable` (all of them if it has fewer)."""
+    indices = rng.choice(int(np.prod(variable.shape)), min(count, int(np.prod(variable.shape))),
+                         replace=False)
+    return [np.unravel_index(i, variable.shape) for i in indices]
+
+
+def check_against_finite_differences(model, inputs, query_y, per_variable=2, epsilon=1e-6):
+    grads = [g.numpy() for g in tf.function(model.meta_gradients)(inputs, query_y)[0]]
+    meta_loss = tf.function(lambda: model.meta_loss(inputs, query_y)[1])
+    rng = np.random.default_rng(0)
+    checked = 0
+    for variable, grad in zip(model.trainable_variables, grads):
+        base = variable.numpy()
+        for index in coordinates(variable, per_variable, rng):
+            values = []
+            for sign in (1, -1):
+                shifted = base.copy()
+                shifted[index] += sign * epsilon
+                variable.assign(shifted)
+                values.append(float(meta_loss()))
+            variable.assign(base)
+            expected = (values[0] - values[1]) / (2 * epsilon)
+            assert grad[index] == pytest.approx(expected, rel=1e-5, abs=1e-8), (
+                variable.path, index)
+            checked += 1
+    return grads, checked
+
+
+@pytest.mark.parametrize("recompute", [False, True], ids=["stored", "recomputed"])
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_meta_gradient_through_batch_norm_matches_finite_differences(float64, name, recompute):
+    cls, options = CONFIGURATIONS[name]
+    keras.utils.set_random_seed(7)
+    model = build(cls, {**options, "recompute_inner_steps": recompute}, True,
+                  km.learners.conv4(ways=3, filters=3))
+    inputs, query_y = float64_episode(6)
+    model(inputs)
+    grads, checked = check_against_finite_differences(model, inputs, query_y)
+    assert checked >= 2 * len(model.learner.trainable_variables)
+    # A convolution's bias followed by batch norm cannot change the loss.
+    conv_bias = model.learner.layers[0].bias
+    bias_grad = next(g for g, v in zip(grads, model.trainable_variables) if v is conv_bias)
+    np.testing.assert_allclose(bias_grad, 0.0, atol=1e-12)
+
+
+def test_exact_statistics_give_keras_values(float64):
+    keras.utils.set_random_seed(8)
+    plain, exact = (keras.layers.BatchNormalization() for _ in range(2))
+    x = tf.constant(np.random.default_rng(1).normal(2.0, 3.0, (7, 5, 5, 4)))
+    plain.build(x.shape)
+    exact.build(x.shape)
+    exact.set_weights(plain.get_weights())
+    assert batch_norm.exact_statistics(exact) == [exact]
+    np.testing.assert_allclose(exact(x, training=True), plain(x, training=True), rtol=1e-12)
+    np.testing.assert_allclose(exact.moving_variance.numpy(), plain.moving_variance.numpy(),
+                               rtol=1e-12)
+
+
+def test_keras_moments_alone_would_give_a_wrong_second_order_gradient(float64):
+    """The reason for `exact_statistics`: the same MAML gradient with Keras's
+    own statistics gives the batch-normalised bias a gradient."""
+    keras.utils.set_random_seed(7)
+    learner = km.learners.conv4(ways=3, filters=3)
+    model = build(km.MAML, {"inner_lr": 0.3, "inner_steps": 1}, True, learner)
+    inputs, query_y = float64_episode(6)
+    model(inputs)
+    for norm in batch_norm.exact_statistics(learner):
+        del norm._moments  # back to Keras's computation
+    grads = tf.function(model.meta_gradients)(inputs, query_y)[0]
+    bias_grad = next(g for g, v in zip(grads, model.trainable_variables)
+                     if v is learner.layers[0].bias)
+    assert np.abs(bias_grad.numpy()).max() > 1e-3
