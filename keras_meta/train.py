@@ -67,6 +67,10 @@ flags.DEFINE_integer("inner_steps", None, f"Inner steps while meta-training ({_D
 flags.DEFINE_integer("eval_inner_steps", None, f"Inner steps on validation and test tasks "
                      f"({_DEFAULT}).", lower_bound=0)
 flags.DEFINE_bool("first_order", None, "First-order meta-gradient (maml, meta_sgd, anil).")
+flags.DEFINE_bool("recompute_inner_steps", False, "Recompute each inner step in the backward "
+                  "pass instead of storing its activations: memory nearly flat in "
+                  "--inner_steps, same meta-gradient, a little slower (algorithms with a "
+                  "meta-gradient through the inner loop: " + ", ".join(models.RECOMPUTABLE) + ").")
 flags.DEFINE_float("learning_rate", None, f"Adam's outer learning rate ({_DEFAULT}: 1e-3).",
                    lower_bound=0.0)
 flags.DEFINE_integer("iterations", None, f"Meta-iterations ({_DEFAULT}).", lower_bound=1)

@@ -212,7 +212,7 @@ def test_sinusoid_finetune_is_tested_after_each_of_its_own_fine_tuning_steps():
         meta_batch_size=2, inner_lr=0.02, inner_steps=None, eval_inner_steps=3, first_order=False,
         learning_rate=1e-3, iterations=2, log_every=2, seed=0, output_dir="unused",
         data_dir=None, test_tasks=2, val_tasks=0, filters=4, global_clipnorm=None, test_shots=(),
-        export=False)
+        export=False, recompute_inner_steps=False)
     model = models.build_model(config)
     inputs, _ = next(iter(km.data.sinusoid_episodes(shots=5, query_shots=5, meta_batch_size=3)))
     expected = model.predict_on_batch(inputs)  # FineTune: 3 SGD steps on all weights
@@ -228,7 +228,8 @@ def resolve(**given):
     """`keras_meta.cli.config.resolve` of a command line giving `given`."""
     values = {name: None for name in (*run_config.PROTOCOL, "preset", "dataset", "log_every",
                                       "output_dir", "data_dir", "global_clipnorm")}
-    values.update(seed=0, test_tasks=600, val_tasks=100, filters=64, export=True, test_shots=[])
+    values.update(seed=0, test_tasks=600, val_tasks=100, filters=64, export=True, test_shots=[],
+                  recompute_inner_steps=False)
     values.update(given)
     return run_config.resolve(values, set(given))
 
@@ -245,9 +246,20 @@ def test_cli_defaults_and_flags_of_the_new_algorithms():
                         (dict(algorithm="leo", dataset="sinusoid"), "--algorithm=leo"),
                         (dict(test_shots=["0"]), "--test_shots=0"),
                         (dict(test_shots=["x"]), "--test_shots=x"),
-                        (dict(algorithm="snail", test_shots=["5"]), "--test_shots")]:
+                        (dict(algorithm="snail", test_shots=["5"]), "--test_shots"),
+                        (dict(algorithm="reptile", recompute_inner_steps=True),
+                         "--recompute_inner_steps does not apply to --algorithm=reptile"),
+                        (dict(algorithm="protonet", recompute_inner_steps=True),
+                         "--recompute_inner_steps does not apply")]:
         with pytest.raises(run_config.UsageError, match=flag):
             resolve(**given)
+
+
+@pytest.mark.parametrize("algorithm", models.RECOMPUTABLE)
+def test_cli_recompute_flag_reaches_the_model(algorithm):
+    config = resolve(algorithm=algorithm, recompute_inner_steps=True, filters=4)
+    assert models.build_model(config).recompute_inner_steps
+    assert not models.build_model(resolve(algorithm=algorithm, filters=4)).recompute_inner_steps
 
 
 @pytest.mark.parametrize("run", runs.sinusoid_runs() + runs.omniglot_runs(),

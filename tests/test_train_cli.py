@@ -128,7 +128,7 @@ def test_helpfull_documents_every_flag():
     documented = dict(re.findall(r"^  --(?:\[no\])?(\w+): (.*)$", section, re.M))
     assert {"preset", "algorithm", "dataset", "ways", "shots", "query_shots", "meta_batch_size",
             "inner_lr", "inner_steps", "eval_inner_steps", "first_order", "iterations", "seed",
-            "output_dir", "strategy", "cpu_devices"} <= set(documented)
+            "output_dir", "strategy", "cpu_devices", "recompute_inner_steps"} <= set(documented)
     assert all(len(text.strip()) > 10 for text in documented.values()), documented
     assert "Meta-trains a keras_meta model" in result.stdout
 

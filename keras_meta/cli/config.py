@@ -34,6 +34,7 @@ class Config:
     inner_steps: int
     eval_inner_steps: int
     first_order: bool
+    recompute_inner_steps: bool
     learning_rate: float
     iterations: int
     log_every: int
@@ -108,7 +109,8 @@ def resolve(values, given):
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
         test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=values["filters"],
         global_clipnorm=values["global_clipnorm"], test_shots=_test_shots(values["test_shots"]),
-        export=values["export"], **settings)
+        export=values["export"], recompute_inner_steps=values["recompute_inner_steps"],
+        **settings)
 
 
 def _dataset(values, given, protocol, preset):
@@ -140,6 +142,9 @@ def _check_applicable(settings, dataset, given):
                              f"regression (use one of {', '.join(models.REGRESSION)})")
         if "ways" in given:
             raise UsageError("--ways does not apply to --dataset=sinusoid (regression)")
+    if "recompute_inner_steps" in given and algorithm not in models.RECOMPUTABLE:
+        raise UsageError(f"--recompute_inner_steps does not apply to --algorithm={algorithm} "
+                         "(no meta-gradient flows through its inner loop)")
     if algorithm == "snail" and "test_shots" in given:
         raise UsageError("--test_shots does not apply to --algorithm=snail (its shots are fixed)")
     if algorithm not in models.GRADIENT_BASED:

@@ -29,6 +29,8 @@ ALGORITHMS = (*GRADIENT_BASED, *CLASSIFIERS_ONLY, "finetune")
 REGRESSION = (*GRADIENT_BASED, "finetune")
 # Gradient-based algorithms whose derivative order is a choice.
 FIRST_ORDER_OPTIONAL = ("maml", "meta_sgd", "anil")
+# Algorithms whose meta-gradient flows through the inner steps.
+RECOMPUTABLE = ("maml", "fomaml", "meta_sgd", "anil", "maml_plus_plus", "meta_lstm")
 # The inner-loop flags read by algorithms that are not gradient-based.
 INNER_LOOP_FLAGS = {"finetune": ("inner_lr", "eval_inner_steps"), "leo": ("inner_steps",),
                     "meta_lstm": ("inner_steps",)}
@@ -93,6 +95,8 @@ def _gradient_based(config):
         loop["inner_lr"] = config.inner_lr
     if config.algorithm in FIRST_ORDER_OPTIONAL:
         loop["first_order"] = config.first_order
+    if config.algorithm in RECOMPUTABLE:
+        loop["recompute_inner_steps"] = config.recompute_inner_steps
     return GRADIENT_BASED[config.algorithm](learner, **loop)
 
 
@@ -113,5 +117,6 @@ def _classifier(config):
                       finetune_steps=config.inner_steps, seed=config.seed)
     if config.algorithm == "meta_lstm":
         return km.MetaLSTM(km.learners.conv4(config.ways, filters=config.filters),
-                           inner_steps=config.inner_steps)
+                           inner_steps=config.inner_steps,
+                           recompute_inner_steps=config.recompute_inner_steps)
     return km.baselines.MultiTask(km.learners.conv4_embedding(filters=config.filters))
