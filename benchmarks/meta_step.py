@@ -39,12 +39,13 @@ WORKLOADS = {
     "maml2_20w1s_5steps": ("maml", 20, 1, 5, 16, 5),
     "protonet_5w1s": ("protonet", 5, 1, 15, 32, 0),
 }
+SPEED_WORKLOADS = tuple(WORKLOADS)
 SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "pytorch")
 # Memory against inner steps: 20-way 1-shot, second order.
-MEMORY_STEPS = (1, 5, 10)
+MEMORY_WORKLOADS = tuple(f"maml2_20w1s_{steps}steps" for steps in (1, 5, 10))
 MEMORY_IMPLEMENTATIONS = ("keras_meta", "keras_meta_recompute", "pytorch")
-for _steps in MEMORY_STEPS:
-    WORKLOADS.setdefault(f"maml2_20w1s_{_steps}steps", ("maml", 20, 1, 5, 16, _steps))
+for _name, _steps in zip(MEMORY_WORKLOADS, (1, 5, 10)):
+    WORKLOADS.setdefault(_name, ("maml", 20, 1, 5, 16, _steps))
 
 
 def episode(ways, shots, queries, tasks):
@@ -235,10 +236,8 @@ def main(argv):
     if FLAGS.cell:
         run_cell(FLAGS.cell)
         return
-    speed_rows = [w for w in ("maml2_5w1s", "maml1_5w1s", "maml2_20w1s_5steps", "protonet_5w1s")
-                  if FLAGS.workloads is None or w in FLAGS.workloads]
-    memory_rows = [f"maml2_20w1s_{steps}steps" for steps in MEMORY_STEPS
-                   if FLAGS.workloads is None or f"maml2_20w1s_{steps}steps" in FLAGS.workloads]
+    speed_rows = [w for w in SPEED_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
+    memory_rows = [w for w in MEMORY_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
     if FLAGS.table in ("all", "speed") and speed_rows:
         print("Seconds per meta-iteration; peak RSS of later steps = model built + training:")
         print_table(speed_rows, SPEED_IMPLEMENTATIONS,
