@@ -157,7 +157,7 @@ def torch_run(job, seed):
 
     start = time.perf_counter()
     net.train()
-    for iteration, batch in enumerate(torch_batches(train.take(FLAGS.iterations))):
+    for batch in torch_batches(train.take(FLAGS.iterations)):
         optimizer.zero_grad()
         for task in zip(*batch):  # one task's graph at a time, gradients accumulated
             (task_loss(*task) / META_BATCH).backward()
