@@ -5,9 +5,9 @@ its embedding start as the same network built in PyTorch from `nn.Conv2d`,
 `nn.Linear` and `nn.BatchNorm2d` with their defaults does: kernels and
 biases uniform in ±1/√fan_in (`torch.nn.init.kaiming_uniform_` with
 a = √5, and its bias rule), batch norm with ε = 1e-5. Keras's own
-defaults (glorot-uniform kernels, zero biases, ε = 1e-3) make conv4's first
-layer's outputs so small that ε is a third of their variance, and MAML on
-the README's main job then learns about five points less.
+defaults (glorot-uniform kernels, zero biases, ε = 1e-3) made MAML on the
+README's main job 4.6 points less accurate (mean of 3 seeds; README,
+"Accuracy against PyTorch at equal budgets").
 """
 
 import math
