@@ -9,13 +9,16 @@ time:
 - `maml`: the README's main job, `python -m keras_meta.train`'s defaults:
   second-order MAML, conv4 (64 filters, batch norm), Omniglot minimal 5-way
   1-shot, 5 queries per class, 4 tasks per meta-iteration, inner lr 0.4,
-  1 inner step (3 at test), Adam 1e-3, `--iterations` meta-iterations.
+  1 inner step (3 at test), Adam 1e-3 (ε 1e-8 on both sides), `--iterations`
+  meta-iterations.
 - `protonet`: `python -m keras_meta.train --algorithm=protonet`'s defaults:
   the same episodes, conv4 embedding, squared Euclidean distance.
 
 Both sides read the same episodes from `km.data.omniglot_episodes` (train
 seed 0, test seed 1; the PyTorch loop converts each batch to tensors);
-only the initial weights' seed changes between runs. Each side builds its
+only the initial weights' seed changes between runs. For each seed the
+implementations run one after the other, so that both see the same load on
+the machine. Each side builds its
 network with its own framework's standard initialisation: keras_meta's
 `km.learners` (see their docstrings), PyTorch's `nn.Conv2d`, `nn.Linear`
 and `nn.BatchNorm2d` defaults. Training time is the meta-training loop
@@ -24,6 +27,7 @@ run is a process of its own.
 
     python benchmarks/accuracy_parity.py                          # both jobs, seeds 0-2
     python benchmarks/accuracy_parity.py --jobs=maml --seeds=0,1,2,3,4
+    python benchmarks/accuracy_parity.py --keras_initial_weights=pytorch  # paired
 """
 
 import json
@@ -42,6 +46,10 @@ flags.DEFINE_list("seeds", ["0", "1", "2"], "Weight seeds, one run each per impl
 flags.DEFINE_list("implementations", ["keras_meta", "pytorch"], "keras_meta and/or pytorch.")
 flags.DEFINE_integer("iterations", 600, "Meta-iterations of each run.")
 flags.DEFINE_integer("test_tasks", 600, "Test tasks of each run.")
+flags.DEFINE_enum("keras_initial_weights", "keras_meta", ["keras_meta", "pytorch"],
+                  "keras_meta's starting point: its learners' own initialisation, or a "
+                  "copy of the PyTorch network's initial weights of the same seed (a "
+                  "paired comparison of the training steps alone).")
 flags.DEFINE_string("results", None, "Also write every run's result to this JSON file.")
 flags.DEFINE_string("cell", None, "Internal: run one cell, as 'job:implementation:seed'.")
 
@@ -68,6 +76,7 @@ def keras_run(job, seed):
     import keras
 
     import keras_meta as km
+    from keras_meta.cli.models import outer_optimizer
 
     train, test = streams()
     keras.utils.set_random_seed(seed)
@@ -76,7 +85,9 @@ def keras_run(job, seed):
                         eval_inner_steps=TEST_INNER_STEPS)
     else:
         model = km.ProtoNet(km.learners.conv4_embedding())
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+    if FLAGS.keras_initial_weights == "pytorch":
+        model.learner.set_weights(torch_initial_weights(job, seed))
+    model.compile(optimizer=outer_optimizer(LEARNING_RATE),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     start = time.perf_counter()
     model.fit(train, steps_per_epoch=FLAGS.iterations, epochs=1, verbose=0)
@@ -98,6 +109,26 @@ def torch_conv4(outputs):
     if outputs is not None:
         layers.append(nn.Linear(64, outputs))
     return nn.Sequential(*layers)
+
+
+def torch_initial_weights(job, seed):
+    """The PyTorch network's initial weights for `seed`, in the order and
+    layout of keras_meta's conv4 (`get_weights()`): kernels `[h, w, in, out]`
+    and `[in, out]`, then batch norm's scale, offset, mean and variance."""
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch_conv4(WAYS if job == "maml" else None)
+    weights = []
+    for layer in net:
+        if isinstance(layer, torch.nn.Conv2d):
+            weights += [layer.weight.detach().permute(2, 3, 1, 0), layer.bias.detach()]
+        elif isinstance(layer, torch.nn.Linear):
+            weights += [layer.weight.detach().T, layer.bias.detach()]
+        elif isinstance(layer, torch.nn.BatchNorm2d):
+            weights += [layer.weight.detach(), layer.bias.detach(), layer.running_mean,
+                        layer.running_var]
+    return [w.numpy().copy() for w in weights]
 
 
 def torch_batches(dataset):
@@ -196,7 +227,8 @@ def measure(job, implementation, seed):
     """One run in a process of its own → its result dict (or `{"error": ...}`)."""
     result = subprocess.run(
         [sys.executable, __file__, f"--cell={job}:{implementation}:{seed}",
-         f"--iterations={FLAGS.iterations}", f"--test_tasks={FLAGS.test_tasks}"],
+         f"--iterations={FLAGS.iterations}", f"--test_tasks={FLAGS.test_tasks}",
+         f"--keras_initial_weights={FLAGS.keras_initial_weights}"],
         capture_output=True, text=True)
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:80]}
@@ -240,10 +272,14 @@ def main(argv):
     print("| --- " * (len(seeds) + 4) + "|")
     everything = []
     for job in FLAGS.jobs:
+        runs = {implementation: [] for implementation in implementations}
+        for seed in seeds:  # implementations alternate, so both see the same machine load
+            for implementation in implementations:
+                runs[implementation].append(measure(job, implementation, seed))
+                print(json.dumps(runs[implementation][-1]), file=sys.stderr, flush=True)
         for implementation in implementations:
-            runs = [measure(job, implementation, seed) for seed in seeds]
-            everything += runs
-            print(row(job, implementation, runs), flush=True)
+            everything += runs[implementation]
+            print(row(job, implementation, runs[implementation]), flush=True)
     if FLAGS.results:
         with open(FLAGS.results, "w") as file:
             json.dump(everything, file, indent=1)

@@ -1,6 +1,6 @@
 """keras_meta: meta-learning for Keras 3 on TensorFlow."""
 
-from keras_meta import data, learners, stats
+from keras_meta import data, learners, stats, update_rules
 from keras_meta.algorithms import ANIL, FOMAML, MAML, MAMLPlusPlus, MetaSGD, Reptile
 from keras_meta.algorithms import MatchingNet, ProtoNet, RelationNet
 from keras_meta.algorithms import LEO, SNAIL, MetaLSTM
@@ -11,7 +11,8 @@ from keras_meta.meta_model import MetaModel
 
 __version__ = "0.1.0"
 
-__all__ = ["MetaModel", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus", "data", "learners", "stats"]
+__all__ = ["MetaModel", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus", "data", "learners", "stats",
+           "update_rules"]
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet", "baselines"]
 __all__ += ["callbacks", "evaluation", "plot"]
 __all__ += ["SNAIL", "LEO", "MetaLSTM", "optimizers"]

@@ -9,8 +9,8 @@ adaptation gives the exact second-order meta-gradient. `first_order=True`
 stops gradients through the inner gradients instead (FOMAML).
 
 Algorithms differ only in the pieces passed to `adapt`: the update rule
-(`sgd_update`, learned per-parameter rates, per-layer per-step rates, ...),
-which weights adapt, and the number of steps.
+(`keras_meta.update_rules`: SGD, learned per-parameter rates, per-step
+rates, an LSTM, ...), which weights adapt, and the number of steps.
 """
 
 import contextlib
@@ -61,31 +61,13 @@ class FunctionalLearner:
             [tf.convert_to_tensor(v.value) for v in self.model.non_trainable_variables],
         )
 
-    def __call__(self, weights, frozen, x):
-        """Runs the model on `x` `[N, *features]` with `weights` → `[N, *outputs]`."""
+    def __call__(self, weights, non_trainable, x):
+        """Runs the model on `x` `[N, *features]` with its trainable `weights`
+        and `non_trainable` weights (lists of tensors) → `[N, *outputs]`."""
         mapping = list(zip(self.model.trainable_variables, weights))
-        mapping += zip(self.model.non_trainable_variables, frozen)
+        mapping += zip(self.model.non_trainable_variables, non_trainable)
         with keras.StatelessScope(state_mapping=mapping):
             return self.model(x, training=True)
-
-
-def as_dtype(value, dtype):
-    """`value` (Python number or tensor) as a tensor of `dtype`, without a
-    float32 round trip for Python floats."""
-    if isinstance(value, (int, float)):
-        return tf.constant(value, dtype)
-    return tf.cast(value, dtype)
-
-
-def sgd_update(learning_rate):
-    """Update rule `w ← w − learning_rate · g` for every adapted weight."""
-
-    def update(weights, grads, step):
-        del step
-        return [w if g is None else w - as_dtype(learning_rate, w.dtype) * g
-                for w, g in zip(weights, grads)]
-
-    return update
 
 
 def batch_for_step(support_x, support_y, step, batch_size):
@@ -96,10 +78,9 @@ def batch_for_step(support_x, support_y, step, batch_size):
     return tf.gather(support_x, indices), tf.gather(support_y, indices)
 
 
-def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
-          first_order=False, adapted=None, batch_size=None, update_sees_loss=False,
-          clipnorm=None, recompute=False):
-    """Runs `steps` gradient steps on one task's support set.
+def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, rule,
+          first_order=False, adapted=None, batch_size=None, recompute=False):
+    """Runs `steps` gradient steps of `rule` on one task's support set.
 
     Args:
       forward: `forward(weights, x)` → predictions `[S, *outputs]`.
@@ -108,27 +89,22 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
       support_x: `[S, *features]`.
       support_y: `[S]` labels or `[S, out]` targets.
       steps: number of inner steps (a Python int ≥ 0).
-      update: `update(weights, grads, step)` → the weights after step `step`
-        (0-based); `weights` and `grads` hold every weight, `grads[i]` being
-        None for a weight that does not adapt (see `adapted`).
-      first_order: if True, the inner gradients are treated as constants.
+      rule: a built `keras_meta.update_rules.UpdateRule`; step `k` sets
+        `weights[i] + updates[i]` from `rule.update(grads, state, weights,
+        step=k, loss=loss)`, `grads[i]` being None for a weight that does not
+        adapt (see `adapted`).
+      first_order: if True, the inner gradients (and the loss the rule
+        reads) are treated as constants.
       adapted: optional list of bools, one per weight; weights marked False
-        keep their value (ANIL adapts only the head).
+        get no gradient (ANIL adapts only the head).
       batch_size: if set, step `k` uses the `k`-th mini-batch of this many
         support examples (`batch_for_step`) instead of the whole support set.
-      update_sees_loss: if True, `update` is called as
-        `update(weights, grads, step, loss)` with the step's inner loss (a
-        scalar, at the weights before the step), for learned update rules
-        that read it (`MetaLSTM`).
-      clipnorm: if set, each adapted weight's inner gradient is rescaled to
-        an L2 norm of at most `clipnorm` (as a Keras optimizer's `clipnorm`).
       recompute: if True, no activation of an inner step is kept for the
         meta-gradient: each step's backward pass runs the step again
         (gradient checkpointing), so memory stays flat in `steps` for one
         more forward and backward pass of the support set per step. The
-        gradient then reaches the step's weights and the variables `update`
-        reads when it is called; a tensor `update` captured instead gets
-        none (build the rule inside the call, as `MAML.adapt` does).
+        gradient reaches the step's weights, the rule's state and the
+        variables the rule reads in `update`.
 
     Returns:
       The trajectory: a list of `steps + 1` weight lists, `trajectory[0]` being
@@ -141,8 +117,9 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
     if adapted is None:
         adapted = [True] * len(weights)
     indices = [i for i, flag in enumerate(adapted) if flag]
+    count = len(weights)
 
-    def inner_step(current, step):
+    def inner_step(current, state, step):
         x, y = support_x, support_y
         if batch_size is not None:
             x, y = batch_for_step(support_x, support_y, step, batch_size)
@@ -152,55 +129,64 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, update,
             loss = loss_fn(y, forward(current, x))
         moving_grads = tape.gradient(loss, moving,
                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        if clipnorm is not None:
-            moving_grads = [tf.clip_by_norm(g, clipnorm) for g in moving_grads]
-        grads = [None] * len(current)
+        grads = [None] * count
         for i, g in zip(indices, moving_grads):
             grads[i] = tf.stop_gradient(g) if first_order else g
-        new = update(current, grads, step, loss) if update_sees_loss \
-            else update(current, grads, step)
-        return loss, new
+        seen_loss = tf.stop_gradient(loss) if first_order else loss
+        updates, state = rule.update(grads, state, current, step=step, loss=seen_loss)
+        new = [w if u is None else w + u for w, u in zip(current, updates)]
+        return loss, new, state
 
     trajectory = [list(weights)]
-    current = list(weights)
+    current, state = list(weights), rule.init(list(weights))
     for step in range(steps):
         step_fn = functools.partial(inner_step, step=step)
-        loss, current = recomputed(step_fn, current) if recompute else step_fn(current)
+        if recompute:
+            loss, current, state = recomputed(step_fn, current, state)
+        else:
+            loss, current, state = step_fn(current, state)
         current = _checked_step(loss, current, indices, step, steps)
         trajectory.append(current)
     return trajectory
 
 
-def recomputed(step_fn, weights):
-    """`step_fn(weights)` → `(loss, new weights)`, keeping none of its
-    activations for the backward pass, which runs `step_fn` again.
+def recomputed(step_fn, weights, state):
+    """`step_fn(weights, state)` → `(loss, new weights, new state)`, keeping
+    none of its activations for the backward pass, which runs `step_fn` again.
 
-    The gradient flows to `weights` and to the variables `step_fn` reads.
-    The recomputation waits for the incoming gradients, so it runs when the
-    backward pass reaches this step and cannot be merged with the forward one.
+    The gradient flows to `weights`, `state` and the variables `step_fn`
+    reads. The recomputation waits for the incoming gradients, so it runs
+    when the backward pass reaches this step and cannot be merged with the
+    forward one.
     """
+    count = len(weights)
+    state_leaves = tf.nest.flatten(state)
+
+    def split(values):
+        return list(values[:count]), tf.nest.pack_sequence_as(state, list(values[count:]))
 
     @tf.custom_gradient
     def step(*inputs):
-        loss, new = step_fn(list(inputs))
+        loss, new, new_state = step_fn(*split(inputs))
+        outputs = [loss, *new, *tf.nest.flatten(new_state)]
 
         def backward(*upstream, variables=()):
-            upstream = [tf.zeros_like(o) if u is None else u
-                        for u, o in zip(upstream, [loss, *new])]
+            upstream = [tf.zeros_like(o) if u is None else u for u, o in zip(upstream, outputs)]
             with tf.control_dependencies(upstream):
                 again = [tf.identity(w) for w in inputs]
             with tf.GradientTape() as tape:
                 tape.watch(again)
-                loss_again, new_again = step_fn(again)
-            grads = tape.gradient([loss_again, *new_again], again + list(variables),
-                                  output_gradients=upstream,
+                loss_again, new_again, state_again = step_fn(*split(again))
+            grads = tape.gradient([loss_again, *new_again, *tf.nest.flatten(state_again)],
+                                  again + list(variables), output_gradients=upstream,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return grads[:len(inputs)], grads[len(inputs):]
 
-        return [loss, *new], backward
+        return outputs, backward
 
-    loss, *new = step(*weights)
-    return loss, new
+    loss, *rest = step(*weights, *state_leaves)
+    new, new_state = rest[:count], tf.nest.pack_sequence_as(state, rest[count:])
+    return loss, list(new), new_state
 
 
 def _checked_step(loss, weights, indices, step, steps):

@@ -33,6 +33,8 @@ import shutil
 import keras
 import tensorflow as tf
 
+from keras_meta import keras_internals
+
 STATE = "state.json"
 
 
@@ -84,7 +86,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             if optimizer is not None and not optimizer.built:
                 optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
-            self.model._initial_epoch = state["epoch"]  # as keras.callbacks.BackupAndRestore does
+            keras_internals.set_initial_epoch(self.model, state["epoch"])
         # (read as NumPy: `int()` fails on a variable mirrored by tf.distribute)
         self.start_iteration.assign(
             0 if optimizer is None else int(keras.ops.convert_to_numpy(optimizer.iterations)))
@@ -99,7 +101,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         self._remove_uncommitted({"weights": weights})
 
     def on_train_end(self, logs=None):
-        self.model._initial_epoch = None
+        keras_internals.set_initial_epoch(self.model, None)
         if self.delete_checkpoint and os.path.isdir(self.backup_dir):
             if os.path.exists(self.state_path):
                 os.remove(self.state_path)  # uncommits first: a kill mid-removal leaves no backup

@@ -16,7 +16,7 @@ predicts the query set. Head fitting runs on the inner-loop engine
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, batch_norm, episode
+from keras_meta import adaptation, batch_norm, episode, keras_internals, update_rules
 from keras_meta.algorithms import metric
 from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
@@ -109,12 +109,12 @@ class HeadFitting(MetaModel):
         """Compiled loss on one task's examples, the loss heads are fit with
         (never scaled for distribution: each replica fits its own tasks' heads
         exactly as one device would)."""
-        if self._compile_loss is None:
+        if keras_internals.compiled_loss(self) is None:
             raise ValueError(
                 f"{type(self).__name__} fits heads with the compiled loss: call "
                 "`compile(loss=...)` before using the model."
             )
-        return unscale_for_distribution(self._compile_loss(y, y_pred))
+        return unscale_for_distribution(keras_internals.compiled_loss(self)(y, y_pred))
 
     def check_labels(self, labels, name):
         """Int labels as the metric learners' (`metric.checked_class_labels`)."""
@@ -151,7 +151,7 @@ class HeadFitting(MetaModel):
             features,
             labels,
             steps=self.steps,
-            update=adaptation.sgd_update(self.learning_rate),
+            rule=update_rules.SGD(self.learning_rate),
         )[-1]
 
     def features(self, x, training=False):
@@ -246,15 +246,15 @@ class FineTune(HeadFitting):
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         if self.num_classes is not None:
             return super().adapt_and_predict(support_x, support_y, query_x, training=training)
-        weights, frozen = self.functional_learner.initial_weights()
+        weights, non_trainable = self.functional_learner.initial_weights()
 
         def forward(task_weights, x):
-            return self.functional_learner(task_weights, frozen, x)
+            return self.functional_learner(task_weights, non_trainable, x)
 
         def task(task_support_x, task_support_y, task_query_x):
             tuned = adaptation.adapt(
                 forward, self.head_loss, weights, task_support_x, task_support_y,
-                steps=self.steps, update=adaptation.sgd_update(self.learning_rate))[-1]
+                steps=self.steps, rule=update_rules.SGD(self.learning_rate))[-1]
             return forward(tuned, task_query_x)
 
         return self.map_tasks(task, (support_x, support_y, query_x))
@@ -337,8 +337,9 @@ class MultiTask(HeadFitting):
                     fn_output_signature=[features.dtype] * (2 if self.head == "linear" else 1),
                 )
             predictions = head_logits(self.head, heads, features)
-            loss = self._compute_loss(y=labels, y_pred=predictions, training=True)
-            self._loss_tracker.update_state(unscale_for_distribution(loss),
+            loss = keras_internals.compute_compiled_loss(self, None, labels, predictions, None,
+                                                          training=True)
+            keras_internals.loss_tracker(self).update_state(unscale_for_distribution(loss),
                                             sample_weight=tf.shape(labels)[0])
             scaled_loss = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, self.trainable_variables)

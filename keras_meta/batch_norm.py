@@ -25,6 +25,8 @@ import threading
 import keras
 import tensorflow as tf
 
+from keras_meta import keras_internals
+
 
 # Per thread (MirroredStrategy traces each replica in its own thread): the
 # ids of the batch-norm layers whose statistics are global right now.
@@ -58,11 +60,10 @@ def exact_statistics(layer):
     of every order: the same values as Keras, the mean first, then the mean
     squared deviation from it. Masked inputs and `synchronized=True` layers
     keep Keras's computation. Returns the batch-norm layers."""
-    norms = [sub for sub in layer._flatten_layers(include_self=True)
+    norms = [sub for sub in keras_internals.sublayers(layer)
              if isinstance(sub, keras.layers.BatchNormalization)]
     for norm in norms:
-        if "_moments" not in vars(norm):
-            norm._moments = functools.partial(_moments, norm)
+        keras_internals.replace_moments(norm, functools.partial(_moments, norm))
     return norms
 
 
@@ -70,8 +71,8 @@ def _moments(norm, inputs, mask):
     """`(mean, variance)` `[channels]` of `inputs` over the batch axes: of
     every replica inside `global_batch_statistics`, else of this batch."""
     if mask is not None or norm.synchronized:
-        return type(norm)._moments(norm, inputs, mask)
-    axes = norm._reduction_axes
+        return keras_internals.keras_moments(norm, inputs, mask)
+    axes = keras_internals.reduction_axes(norm)
     values = inputs
     if inputs.dtype in (tf.float16, tf.bfloat16):  # as Keras: statistics in float32
         values = tf.cast(inputs, tf.float32)

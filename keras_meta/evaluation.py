@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_meta import adaptation, episode, stats
-from keras_meta.data.checks import check_int
+from keras_meta.arguments import check_int
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import episode
+from keras_meta import episode, keras_internals
 
 
 NON_FINITE_META_GRADIENT = (
@@ -17,7 +17,7 @@ NON_FINITE_META_GRADIENT = (
     "(`inner_clipnorm`).")
 
 
-class MetaModel(keras.Model):
+class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
     """Base class of every meta-learner.
 
     A `MetaModel` wraps a *learner* (any Keras model: Sequential, Functional or
@@ -149,7 +149,7 @@ class MetaModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
         loss, *grads = episode.checked_finite([loss, *grads], NON_FINITE_META_GRADIENT)
-        self._loss_tracker.update_state(
+        keras_internals.loss_tracker(self).update_state(
             unscale_for_distribution(loss), sample_weight=tf.shape(x[episode.SUPPORT_X])[0])
         # The optimizer's iteration counter advances only after this step's batch
         # was read, so a stream starting at `optimizer.iterations` reads it first.
@@ -182,8 +182,8 @@ class MetaModel(keras.Model):
     def meta_loss(self, x, y, sample_weight=None):
         """Query predictions `[T, Q, ...]` of the meta-batch and the meta-loss."""
         y_pred = self(x, training=True)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True)
+        loss = keras_internals.compute_compiled_loss(self, x, y, y_pred, sample_weight,
+                                                     training=True)
         return y_pred, loss
 
     def fit(self, x=None, y=None, *args, **kwargs):
@@ -196,19 +196,8 @@ class MetaModel(keras.Model):
             if shapes is not None:
                 with self.distribute_strategy.scope():
                     self.build(shapes)
-        self._dataset_spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
+        self.dataset_spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
         return super().fit(x, y, *args, **kwargs)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Under a distribution strategy, Keras builds the compiled loss and
-        metrics from a distributed batch reduced by MEAN, which turns integer
-        labels into floats and fails for dict inputs under
-        `MultiWorkerMirroredStrategy`; a dataset's element spec serves instead."""
-        spec = getattr(self, "_dataset_spec", None)
-        if spec is None or self._distribute_strategy is None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=spec)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
                **kwargs):
@@ -298,7 +287,7 @@ def _for_multi_worker_reduction(logs):
     strategy = tf.distribute.get_strategy()
     # The same test as Keras's own before that reduction.
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or \
-            not strategy.extended._in_multi_worker_mode():
+            not keras_internals.in_multi_worker_mode(strategy):
         return logs
     return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 

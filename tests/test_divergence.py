@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import keras_meta as km
-from keras_meta import adaptation, evaluation
+from keras_meta import adaptation, evaluation, update_rules
 
 STREAM = km.data.sinusoid_episodes(shots=5, query_shots=5, meta_batch_size=4, seed=0)
 
@@ -128,8 +128,9 @@ def one_linear_step(clipnorm):
     grads = tape.gradient(start_loss, weights)
     adapted = adaptation.adapt(lambda w, inputs: inputs @ w[0] + w[1],
                                lambda labels, predictions: tf.reduce_mean((predictions - labels) ** 2),
-                               weights, x, y, steps=1, update=adaptation.sgd_update(1.0),
-                               clipnorm=clipnorm)[-1]
+                               weights, x, y, steps=1,
+                               rule=update_rules.chain(update_rules.ClipByNorm(clipnorm),
+                                                       update_rules.SGD(1.0)))[-1]
     return weights, grads, adapted
 
 
@@ -154,7 +155,7 @@ def test_inner_clipnorm_is_configured_and_saved(cls, kwargs):
 
 @pytest.mark.parametrize("value", [0, -1.0, math.nan, math.inf, "1", True])
 def test_bad_inner_clipnorm(value):
-    with pytest.raises(ValueError, match="`inner_clipnorm` must be None or a number > 0"):
+    with pytest.raises(ValueError, match="`inner_clipnorm` must be None or a finite number > 0"):
         km.MAML(km.learners.mlp(), inner_clipnorm=value)
 
 

@@ -75,7 +75,7 @@ def test_anil_adapts_only_the_head_and_trains_the_body_exactly(float64):
     model = tanh_maml(km.ANIL, inner_lr=0.3, inner_steps=2)
     inputs, query_y = random_episode(9)
     model(inputs)
-    assert model.adapted_weights() == [False, False, False, False, True, True]
+    assert model.adaptation_mask() == [False, False, False, False, True, True]
     weights, frozen = model.functional_learner.initial_weights()
     trajectory = model.adapt(weights, frozen, inputs["support_x"][0], inputs["support_y"][0], 2)
     for before, after in zip(weights[:4], trajectory[-1][:4]):
@@ -93,7 +93,7 @@ def test_anil_adapts_only_the_head_and_trains_the_body_exactly(float64):
 def test_anil_head_by_name_and_bad_names():
     learner = km.learners.mlp(hidden=(8, 8))
     model = km.ANIL(learner, head=[learner.layers[1].name, learner.layers[2].name], inner_lr=0.1)
-    assert model.adapted_weights() == [False, False, True, True, True, True]
+    assert model.adaptation_mask() == [False, False, True, True, True, True]
     with pytest.raises(ValueError, match="`head` must name layers of the learner.*unknown"):
         km.ANIL(learner, head="classifier")
 

@@ -16,10 +16,11 @@ from tests.test_maml import random_episode, tanh_maml, tasks_of
 
 def fix_gates(model, forget_bias, learning_rate):
     """Gate weights that ignore the LSTM: `f = σ(forget_bias)`, `i = learning_rate`."""
-    model.forget_kernel.assign(np.zeros(model.forget_kernel.shape))
-    model.forget_bias.assign(forget_bias)
-    model.input_kernel.assign(np.zeros(model.input_kernel.shape))
-    model.input_bias.assign(math.log(learning_rate / (1.0 - learning_rate)))
+    lstm = model.inner_rule
+    lstm.forget_kernel.assign(np.zeros(lstm.forget_kernel.shape))
+    lstm.forget_bias.assign(forget_bias)
+    lstm.input_kernel.assign(np.zeros(lstm.input_kernel.shape))
+    lstm.input_bias.assign(math.log(learning_rate / (1.0 - learning_rate)))
 
 
 def test_gates_forget_one_input_lr_are_sgd_steps(float64):
@@ -81,8 +82,9 @@ def test_meta_gradient_matches_finite_differences(float64):
     def meta_loss():
         return float(meta_loss_function())
 
-    kernel = model.lstm_weights[0]
-    checks = [(model.forget_bias, ()), (model.input_bias, ()), (model.input_kernel, (0,)),
+    lstm = model.inner_rule
+    kernel = lstm.lstm_weights[0]
+    checks = [(lstm.forget_bias, ()), (lstm.input_bias, ()), (lstm.input_kernel, (0,)),
               (kernel, (2, 0)), (kernel, (3, 1)),  # rows 2-3 read the preprocessed loss
               (model.learner.trainable_variables[0], (0, 1))]
     epsilon = 1e-6
@@ -113,7 +115,8 @@ def test_first_order_meta_gradient_reaches_the_meta_learner():
     model(inputs)
     grads, _, _ = model.meta_gradients(inputs, tf.constant(query_y))
     by_path = {v.path: g.numpy() for v, g in zip(model.trainable_variables, grads)}
-    for variable in [model.forget_bias, model.input_bias, *model.lstm_weights,
+    lstm = model.inner_rule
+    for variable in [lstm.forget_bias, lstm.input_bias, *lstm.lstm_weights,
                      *model.learner.trainable_variables]:
         assert np.abs(by_path[variable.path]).max() > 0, variable.path
 

@@ -37,7 +37,8 @@ class ANIL(MAML):
                              f"available {names}.")
         return [self.learner.get_layer(name) for name in self.head]
 
-    def adapted_weights(self):
+    def adaptation_mask(self):
+        """True for the head's weights: only they adapt."""
         head_paths = {v.path for layer in self.head_layers() for v in layer.trainable_weights}
         return [v.path in head_paths for v in self.learner.trainable_variables]
 

@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, batch_norm, episode
+from keras_meta import adaptation, batch_norm, episode, keras_internals, update_rules
 from keras_meta.algorithms import metric
 
 # Floors that keep log σ, and the norms of the orthogonality penalty, finite.
@@ -52,14 +52,6 @@ def support_loss(labels, logits):
     return tf.reduce_sum(tf.reduce_mean(per_example, axis=1))
 
 
-def scaled_sgd(rates):
-    """Update rule `w ← w − rates ⊙ g` (`rates` broadcast against `w`)."""
-
-    def update(weights, grads, step):
-        del step
-        return [w - rates * g for w, g in zip(weights, grads)]
-
-    return update
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
@@ -210,14 +202,14 @@ class LEO(metric.MetricModel):
         codes `[T, W, L]`."""
         trajectory = adaptation.adapt(
             lambda w, x: classify(x, self.decode(w[0], weight_noise)), support_loss, [latents],
-            support, support_y, steps=self.inner_steps, update=scaled_sgd(self.inner_rates.value))
+            support, support_y, steps=self.inner_steps, rule=update_rules.SGD(self.inner_rates.value))
         return [weights[0] for weights in trajectory]
 
     def finetune(self, weights, support, support_y):
         """Fine-tunes generated weights `[T, W, D]` on the support set."""
         return adaptation.adapt(
             lambda w, x: classify(x, w[0]), support_loss, [weights], support, support_y,
-            steps=self.finetune_steps, update=scaled_sgd(self.finetune_rates.value))[-1][0]
+            steps=self.finetune_steps, rule=update_rules.SGD(self.finetune_rates.value))[-1][0]
 
     def forward(self, support_x, support_y, query_x, training=False):
         """Query logits `[T, Q, W]`, the KL term and the encoder penalty."""
@@ -252,8 +244,8 @@ class LEO(metric.MetricModel):
             tensors = self.episode_tensors(x)
         with batch_norm.global_batch_statistics(self):  # as `MetricModel.call`
             y_pred, kl, encoder_penalty = self.forward(*tensors, training=True)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True)
+        loss = keras_internals.compute_compiled_loss(self, x, y, y_pred, sample_weight,
+                                                     training=True)
         penalties = (self.kl_weight * kl + self.encoder_penalty_weight * encoder_penalty
                      + self.regularisation())
         # Scaled as the compiled loss is (1 / replicas): the replicas' gradients are summed.

@@ -5,36 +5,14 @@ overrides only what differs (the update rule, which weights adapt, the outer
 objective) and inherits the inner loop of `keras_meta.adaptation`.
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, episode
+from keras_meta import adaptation, arguments, episode, keras_internals, update_rules
 from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
 
-def _check_steps(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"`{name}` must be an int >= 0; received {value!r}.")
-
-
-def _check_clipnorm(value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not 0 < value < math.inf):
-        raise ValueError(f"`inner_clipnorm` must be None or a number > 0; received {value!r}.")
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False; received {value!r}.")
-
-
-def _check_learning_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number; received {value!r}.")
+DEFAULT_INNER_LR = 0.4
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
@@ -48,9 +26,17 @@ class MAML(MetaModel):
     (it differentiates through the inner gradients, second order); with
     `first_order=True` the inner gradients are constants (FOMAML).
 
+    What one inner step does is the model's update rule (`inner_rule`, a
+    `keras_meta.update_rules.UpdateRule`): SGD of `inner_lr` by default;
+    Meta-SGD, MAML++ and MetaLSTM are MAML with another rule, and any rule
+    you write (momentum, Adam in the inner loop, ...) plugs in the same way:
+    `km.MAML(learner, inner_rule=km.update_rules.LearnedRates(0.01))` is
+    Meta-SGD.
+
     Args:
       learner: a Keras model mapping `[N, *features]` to `[N, outputs]`.
-      inner_lr: α, the inner SGD learning rate.
+      inner_lr: α, the inner SGD learning rate (default 0.4); leave it
+        unset with `inner_rule`.
       inner_steps: inner steps during meta-training (`fit`).
       eval_inner_steps: inner steps in `evaluate` / `predict` / `call`
         outside training; defaults to `inner_steps`.
@@ -60,13 +46,15 @@ class MAML(MetaModel):
         flight, fast to trace). False differentiates the whole meta-batch's
         loss through the task loop instead (the reference path; same result).
       inner_clipnorm: if set, each weight's inner gradient is rescaled to an
-        L2 norm of at most this before the inner update (clip the outer
-        update with the optimizer's own `clipnorm`).
+        L2 norm of at most this before the update rule reads it
+        (`update_rules.ClipByNorm` chained first; clip the outer update with
+        the optimizer's own `clipnorm`).
       recompute_inner_steps: keep no activation of the inner steps for the
         meta-gradient and run each step again in the backward pass (gradient
         checkpointing): memory nearly flat in `inner_steps`, for one more
         forward and backward pass of the support set per step. Same
         meta-gradient.
+      inner_rule: the inner update rule (default `update_rules.SGD(inner_lr)`).
 
     An inner loop that diverges (a non-finite inner loss or adapted weight)
     stops `fit`, `evaluate` and `predict` with a `FloatingPointError` naming
@@ -79,26 +67,61 @@ class MAML(MetaModel):
     and its moving statistics are never updated.
     """
 
-    def __init__(self, learner, inner_lr=0.4, inner_steps=1, eval_inner_steps=None,
+    def __init__(self, learner, inner_lr=None, inner_steps=1, eval_inner_steps=None,
                  first_order=False, per_task_gradients=True, inner_clipnorm=None,
-                 recompute_inner_steps=False, **kwargs):
-        _check_learning_rate("inner_lr", inner_lr)
-        _check_bool("recompute_inner_steps", recompute_inner_steps)
+                 recompute_inner_steps=False, inner_rule=None, **kwargs):
+        if inner_rule is not None and inner_lr is not None:
+            raise TypeError(f"{type(self).__name__} takes `inner_lr` or `inner_rule`, not both: "
+                            "the rule sets its own learning rate.")
+        if inner_rule is None:
+            inner_lr = DEFAULT_INNER_LR if inner_lr is None else inner_lr
+            arguments.check_finite_number("inner_lr", inner_lr)
+            inner_rule = update_rules.SGD(float(inner_lr))
+        update_rules.check_rule(inner_rule)
+        for name in ("recompute_inner_steps", "first_order", "per_task_gradients"):
+            arguments.check_bool(name, locals()[name])
         if recompute_inner_steps and not per_task_gradients:
             raise ValueError("`recompute_inner_steps=True` needs `per_task_gradients=True` (it "
                              "recomputes inner steps inside each task's own gradient).")
-        _check_clipnorm(inner_clipnorm)
-        _check_steps("inner_steps", inner_steps)
-        _check_steps("eval_inner_steps", eval_inner_steps, allow_none=True)
+        arguments.check_finite_number("inner_clipnorm", inner_clipnorm, above=0, allow_none=True)
+        arguments.check_int("inner_steps", inner_steps, minimum=0)
+        arguments.check_int("eval_inner_steps", eval_inner_steps, minimum=0, allow_none=True)
         super().__init__(learner, **kwargs)
-        self.inner_lr = float(inner_lr)
+        self.inner_rule = inner_rule
+        self.inner_lr = inner_lr
         self.inner_steps = inner_steps
         self.eval_inner_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
         self.first_order = bool(first_order)
         self.per_task_gradients = bool(per_task_gradients)
         self.inner_clipnorm = inner_clipnorm
         self.recompute_inner_steps = recompute_inner_steps
+        # What each inner step applies: the rule, after the clipping of `inner_clipnorm`.
+        self.step_rule = inner_rule if inner_clipnorm is None else update_rules.chain(
+            update_rules.ClipByNorm(inner_clipnorm), inner_rule)
         self.functional_learner = adaptation.FunctionalLearner(learner)
+
+    def build(self, input_shape):
+        """Builds the learner (see `MetaModel.build`), then the update rule's
+        meta-parameters."""
+        super().build(input_shape)
+        self.step_rule.build(self, self.learner.trainable_variables)
+
+    @property
+    def inner_lr(self):
+        """The inner SGD learning rate (None when the model was given an
+        `inner_rule`). Setting it changes the SGD rule it made and re-traces
+        `fit`, `evaluate` and `predict`."""
+        return self._inner_lr
+
+    @inner_lr.setter
+    def inner_lr(self, value):
+        if value is not None:
+            arguments.check_finite_number("inner_lr", value)
+            value = float(value)
+            if isinstance(self.inner_rule, update_rules.SGD):
+                self.inner_rule.learning_rate = value
+        self._inner_lr = value
+        self.train_function = self.test_function = self.predict_function = None
 
     @property
     def eval_inner_steps(self):
@@ -107,7 +130,7 @@ class MAML(MetaModel):
 
     @eval_inner_steps.setter
     def eval_inner_steps(self, value):
-        _check_steps("eval_inner_steps", value)
+        arguments.check_int("eval_inner_steps", value, minimum=0)
         self._eval_inner_steps = value
         self.test_function = None
         self.predict_function = None
@@ -122,14 +145,9 @@ class MAML(MetaModel):
         """θ: the (trainable, non-trainable) weight tensors adaptation starts from."""
         return self.functional_learner.initial_weights()
 
-    def inner_update(self):
-        """The update rule `update(weights, grads, step)` of the inner loop,
-        built once per meta-batch (read meta-parameters here, outside the
-        per-task loop)."""
-        return adaptation.sgd_update(self.inner_lr)
-
-    def adapted_weights(self):
-        """One bool per learner trainable weight: does it adapt? (All, here.)"""
+    def adaptation_mask(self):
+        """One bool per learner trainable weight: does the inner loop adapt
+        it? None adapts every weight (MAML's choice)."""
         return None
 
     def inner_loss(self, y, y_pred):
@@ -146,41 +164,39 @@ class MAML(MetaModel):
 
     def apply_compiled_loss(self, y, y_pred, sample_weight=None):
         """The compiled loss on one task: `y` `[N]` or `[N, out]`, `y_pred` `[N, ...]`."""
-        if self._compile_loss is None:
+        if keras_internals.compiled_loss(self) is None:
             raise ValueError(
                 f"{type(self).__name__} adapts with the compiled loss: call "
                 "`compile(loss=...)` before using the model."
             )
-        return self._compile_loss(y, y_pred, sample_weight)
+        return keras_internals.compiled_loss(self)(y, y_pred, sample_weight)
 
-    # The engine ----------------------------------------------------------
+    # The inner loop ------------------------------------------------------
 
-    def adapt(self, weights, frozen, support_x, support_y, steps, batch_size=None):
-        """Adapts `weights` on one task's support set with `inner_update`;
+    def adapt(self, weights, non_trainable, support_x, support_y, steps, batch_size=None):
+        """Adapts `weights` on one task's support set with `inner_rule`;
         returns the trajectory of `steps + 1` weight lists (see
-        `adaptation.adapt`)."""
+        `adaptation.adapt`).
+
+        Args:
+          weights, non_trainable: the learner's trainable and non-trainable
+            weight tensors to start from (`initial_weights()`).
+          support_x: `[S, *features]`; support_y: `[S]` or `[S, out]`.
+          steps: inner steps; batch_size: support examples per step (None: all).
+        """
         return adaptation.adapt(
-            lambda w, x: self.functional_learner(w, frozen, x),
+            lambda w, x: self.functional_learner(w, non_trainable, x),
             self.inner_loss,
             weights,
             support_x,
             support_y,
             steps=steps,
-            update=self.step_update(),
+            rule=self.step_rule,
             first_order=self.first_order,
-            adapted=self.adapted_weights(),
+            adapted=self.adaptation_mask(),
             batch_size=batch_size,
-            clipnorm=self.inner_clipnorm,
             recompute=self.recompute_inner_steps,
         )
-
-    def step_update(self):
-        """`inner_update()`, or with `recompute_inner_steps` a rule that builds
-        it anew in each step, so that a recomputed step reads the
-        meta-parameters itself and passes them their gradients."""
-        if not self.recompute_inner_steps:
-            return self.inner_update()
-        return lambda *args: self.inner_update()(*args)
 
     def predict_task(self, support_x, support_y, query_x, steps, from_step=None):
         """Adapts on one task's support set and predicts its query set.
@@ -192,11 +208,11 @@ class MAML(MetaModel):
             an int k for those after each of k, …, `steps` steps stacked,
             `[steps − k + 1, Q, ...]`.
         """
-        weights, frozen = self.initial_weights()
-        trajectory = self.adapt(weights, frozen, support_x, support_y, steps)
+        weights, non_trainable = self.initial_weights()
+        trajectory = self.adapt(weights, non_trainable, support_x, support_y, steps)
         if from_step is None:
-            return self.functional_learner(trajectory[-1], frozen, query_x)
-        return tf.stack([self.functional_learner(w, frozen, query_x)
+            return self.functional_learner(trajectory[-1], non_trainable, query_x)
+        return tf.stack([self.functional_learner(w, non_trainable, query_x)
                          for w in trajectory[from_step:]])
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
@@ -231,7 +247,8 @@ class MAML(MetaModel):
             [tf.TensorSpec(None, self.compute_dtype), tf.TensorSpec((), self.compute_dtype)])
         loss = tf.reduce_mean(losses)
         if self.losses:
-            loss += tf.cast(tf.add_n([self._aggregate_additional_loss(l) for l in self.losses]),
+            loss += tf.cast(tf.add_n([keras_internals.aggregate_added_loss(self, l)
+                                     for l in self.losses]),
                             loss.dtype)
         return y_pred, loss
 
@@ -266,13 +283,17 @@ class MAML(MetaModel):
         loss = tf.reduce_mean(losses)
         if self.losses:  # regularisers of θ, differentiated once for the meta-batch
             with tf.GradientTape() as tape:
-                penalty = tf.add_n([self._aggregate_additional_loss(l) for l in self.losses])
+                penalty = tf.add_n([keras_internals.aggregate_added_loss(self, l)
+                                    for l in self.losses])
             grads = [g if r is None else g + r
                      for g, r in zip(grads, tape.gradient(penalty, variables))]
             loss += tf.cast(penalty, loss.dtype)
         return grads, y_pred, loss
 
     def get_config(self):
+        """The constructor's arguments; a subclass whose rule follows from its
+        own arguments removes `inner_rule`."""
+        custom = self.inner_lr is None
         return {
             **super().get_config(),
             "inner_lr": self.inner_lr,
@@ -282,7 +303,16 @@ class MAML(MetaModel):
             "per_task_gradients": self.per_task_gradients,
             "inner_clipnorm": self.inner_clipnorm,
             "recompute_inner_steps": self.recompute_inner_steps,
+            "inner_rule": (keras.saving.serialize_keras_object(self.inner_rule) if custom
+                           else None),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("inner_rule") is not None:
+            config["inner_rule"] = keras.saving.deserialize_keras_object(config["inner_rule"])
+        return super().from_config(config)
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
@@ -290,6 +320,6 @@ class FOMAML(MAML):
     """First-order MAML: `MAML(..., first_order=True)`."""
 
     def __init__(self, learner, first_order=True, **kwargs):
-        if not first_order:
+        if first_order is not True:
             raise ValueError("`first_order` must be True for FOMAML; use `MAML` for second order.")
         super().__init__(learner, first_order=True, **kwargs)

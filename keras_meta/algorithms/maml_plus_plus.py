@@ -1,10 +1,10 @@
 """MAML++ (Antoniou, Edwards & Storkey, "How to train your MAML", 2019)."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_meta.algorithms.maml import MAML, _check_steps
+from keras_meta import arguments, update_rules
+from keras_meta.algorithms.maml import MAML
 
 
 def step_loss_weights(steps, epoch, anneal_epochs):
@@ -37,6 +37,45 @@ def _repeated(variable, times):
         return tf.cast(tf.repeat(variable.value[None], times, axis=0), dtype)
 
     return initializer
+
+
+@keras.saving.register_keras_serializable(package="keras_meta")
+class PerStepBatchNorm(update_rules.UpdateRule):
+    """Sets every batch-norm scale and offset of the learner to a
+    meta-learned value per step (MAML++'s BNWB): `values`, one variable
+    `step_batch_norm_<i>` `[steps + 1, ...]` per such weight (the learner's
+    weight `i`), each row starting at the learner's value. After step `k`
+    the weight is row `k + 1` (rows past `steps` reuse the last); row 0 is
+    the value adaptation starts from (`MAMLPlusPlus.initial_weights`).
+    Chain it last: it overrides what earlier rules did to those weights."""
+
+    def __init__(self, steps):
+        arguments.check_int("steps", steps, minimum=1)
+        self.steps = steps
+        self.indices, self.values = [], []
+
+    def build(self, model, weights):
+        norms = [w for layer in model.learner.layers
+                 if isinstance(layer, keras.layers.BatchNormalization)
+                 for w in layer.trainable_weights]
+        self.indices = [i for i, v in enumerate(weights) if any(v is w for w in norms)]
+        self.values = [
+            model.add_weight(shape=(self.steps + 1, *weights[i].shape), dtype=weights[i].dtype,
+                             name=f"step_batch_norm_{i}",
+                             initializer=_repeated(weights[i], self.steps + 1))
+            for i in self.indices]
+
+    def update(self, grads, state, params, *, step, loss):
+        updates = list(grads)
+        row = min(step + 1, self.steps)
+        for i, values in zip(self.indices, self.values):
+            # Per-step rows are split, not sliced: slicing a tensor captured by
+            # the task loop breaks TensorFlow's while-loop gradient.
+            updates[i] = tf.unstack(values.value)[row] - params[i]
+        return updates, state
+
+    def get_config(self):
+        return {"steps": self.steps}
 
 
 class _EpochTracker(keras.callbacks.Callback):
@@ -77,17 +116,22 @@ class MAMLPlusPlus(MAML):
     def __init__(self, learner, inner_lr=0.1, inner_steps=5, eval_inner_steps=None,
                  learn_inner_rates=True, multi_step_loss=True, multi_step_loss_epochs=10,
                  per_step_batch_norm=True, first_order_epochs=0, **kwargs):
-        _check_steps("first_order_epochs", first_order_epochs)
-        if isinstance(multi_step_loss_epochs, bool) or not isinstance(multi_step_loss_epochs, int) \
-                or multi_step_loss_epochs < 1:
-            raise ValueError(f"`multi_step_loss_epochs` must be an int >= 1; "
-                             f"received {multi_step_loss_epochs!r}.")
-        kwargs.pop("first_order", None)
-        super().__init__(learner, inner_lr=inner_lr, inner_steps=inner_steps,
-                         eval_inner_steps=eval_inner_steps, first_order=first_order_epochs > 0,
-                         **kwargs)
-        if inner_steps < 1:
-            raise ValueError("`inner_steps` must be >= 1 for MAML++; received 0.")
+        arguments.reject("MAMLPlusPlus", kwargs, {
+            "first_order": "derivative-order annealing sets it; use `first_order_epochs`.",
+            "inner_rule": "its rule follows from `learn_inner_rates` and `per_step_batch_norm`; "
+                          "use `km.MAML(learner, inner_rule=...)` for another rule."})
+        arguments.check_int("first_order_epochs", first_order_epochs, minimum=0)
+        arguments.check_int("multi_step_loss_epochs", multi_step_loss_epochs, minimum=1)
+        arguments.check_int("inner_steps", inner_steps, minimum=1)
+        arguments.check_finite_number("inner_lr", inner_lr)
+        rules = [update_rules.PerStepRates(inner_steps, inner_lr) if learn_inner_rates
+                 else update_rules.SGD(float(inner_lr))]
+        if per_step_batch_norm:
+            rules.append(PerStepBatchNorm(inner_steps))
+        super().__init__(learner, inner_steps=inner_steps, eval_inner_steps=eval_inner_steps,
+                         first_order=first_order_epochs > 0,
+                         inner_rule=update_rules.chain(*rules), **kwargs)
+        self.inner_lr = float(inner_lr)
         self.learn_inner_rates = bool(learn_inner_rates)
         self.multi_step_loss = bool(multi_step_loss)
         self.multi_step_loss_epochs = multi_step_loss_epochs
@@ -96,24 +140,22 @@ class MAMLPlusPlus(MAML):
         self.epoch = self.add_weight(shape=(), dtype="int64", initializer="zeros",
                                      trainable=False, name="epoch")
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        learner_weights = self.learner.trainable_variables
-        self.batch_norm_indices = [
-            i for i, v in enumerate(learner_weights) if self.per_step_batch_norm and any(
-                v is w for layer in self.learner.layers
-                if isinstance(layer, keras.layers.BatchNormalization)
-                for w in layer.trainable_weights)]
-        self.step_batch_norm = [
-            self.add_weight(shape=(self.inner_steps + 1, *learner_weights[i].shape),
-                            dtype=learner_weights[i].dtype, name=f"step_batch_norm_{i}",
-                            initializer=_repeated(learner_weights[i], self.inner_steps + 1))
-            for i in self.batch_norm_indices]
-        if self.learn_inner_rates:
-            self.inner_rates = self.add_weight(
-                shape=(len(learner_weights), self.inner_steps), dtype=self.variable_dtype,
-                initializer=keras.initializers.Constant(np.asarray(self.inner_lr, self.variable_dtype)),
-                name="inner_rates")
+    def rule_part(self, kind):
+        """The part of the update rule of type `kind`, or None."""
+        rules = getattr(self.inner_rule, "rules", [self.inner_rule])
+        return next((r for r in rules if isinstance(r, kind)), None)
+
+    @property
+    def inner_rates(self):
+        """LSLR's learned rates `[weights, inner_steps]` (with `learn_inner_rates`)."""
+        rates = self.rule_part(update_rules.PerStepRates)
+        return None if rates is None else rates.rates
+
+    @property
+    def step_batch_norm(self):
+        """BNWB's per-step batch-norm weights, `[inner_steps + 1, ...]` each."""
+        norms = self.rule_part(PerStepBatchNorm)
+        return [] if norms is None else norms.values
 
     def fit(self, *args, callbacks=None, **kwargs):
         callbacks = [_EpochTracker(), *(callbacks or [])]  # first, so others see the epoch
@@ -135,39 +177,18 @@ class MAMLPlusPlus(MAML):
     # What differs from MAML ---------------------------------------------
 
     def initial_weights(self):
-        weights, frozen = self.functional_learner.initial_weights()
-        for i, values in zip(self.batch_norm_indices, self.step_batch_norm):
+        """θ, with each per-step batch-norm weight at its row 0."""
+        weights, non_trainable = self.functional_learner.initial_weights()
+        norms = self.rule_part(PerStepBatchNorm)
+        for i, values in zip(norms.indices if norms else [], self.step_batch_norm):
             weights[i] = values.value[0]
-        return weights, frozen
+        return weights, non_trainable
 
-    def adapted_weights(self):
+    def adaptation_mask(self):
         """Per-step batch-norm weights are meta-learned, not adapted."""
-        return [i not in self.batch_norm_indices for i in range(len(self.learner.trainable_variables))]
-
-    def inner_update(self):
-        last = self.inner_steps - 1
-        rates = None
-        if self.learn_inner_rates:
-            rates = [tf.unstack(row) for row in tf.unstack(self.inner_rates.value)]
-        # Per-step values are split outside the task loop: slicing a captured
-        # tensor inside it breaks TensorFlow's while-loop gradient.
-        batch_norm = dict(zip(self.batch_norm_indices,
-                              (tf.unstack(v.value) for v in self.step_batch_norm)))
-
-        def update(weights, grads, step):
-            new = []
-            for i, (w, g) in enumerate(zip(weights, grads)):
-                if i in batch_norm:
-                    new.append(batch_norm[i][min(step + 1, self.inner_steps)])
-                elif g is None:
-                    new.append(w)
-                elif rates is not None:
-                    new.append(w - tf.cast(rates[i][min(step, last)], w.dtype) * g)
-                else:
-                    new.append(w - tf.constant(self.inner_lr, w.dtype) * g)
-            return new
-
-        return update
+        norms = self.rule_part(PerStepBatchNorm)
+        indices = norms.indices if norms else []
+        return [i not in indices for i in range(len(self.learner.trainable_variables))]
 
     def task_loss(self, support_x, support_y, query_x, query_y, sample_weight=None):
         if not self.multi_step_loss:
@@ -183,7 +204,7 @@ class MAMLPlusPlus(MAML):
 
     def get_config(self):
         config = super().get_config()
-        del config["first_order"]
+        del config["first_order"], config["inner_rule"]
         return {
             **config,
             "learn_inner_rates": self.learn_inner_rates,

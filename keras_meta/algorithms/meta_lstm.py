@@ -5,13 +5,69 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import adaptation, coordinatewise
+from keras_meta import arguments, coordinatewise, update_rules
 from keras_meta.algorithms.maml import MAML
 
-# The learner's weights, flattened, are followed in the inner loop's weight
-# list by the meta-learner's state: h and c of its first layer `[P, H]` and
-# the previous forget and input gates `[P]`.
-STATE_SIZE = 4
+@keras.saving.register_keras_serializable(package="keras_meta")
+class LSTMUpdate(update_rules.UpdateRule):
+    """Ravi & Larochelle's LSTM meta-learner as an update rule: the cell
+    state is the learner's parameters (see `MetaLSTM` for the equations).
+
+    Its state per task is `[h, c]` of the first layer `[P, H]` and the
+    previous forget and input gates `[P]`, for the `P` adapted coordinates;
+    its weights (`lstm_weights`, `forget_kernel`, `forget_bias`,
+    `input_kernel`, `input_bias`) are created on the model.
+
+    Args:
+      hidden_units: `H`.
+    """
+
+    def __init__(self, hidden_units=20):
+        arguments.check_int("hidden_units", hidden_units, minimum=1)
+        self.hidden_units = hidden_units
+
+    def build(self, model, weights):
+        units = self.hidden_units
+        self.lstm_weights = coordinatewise.add_lstm_weights(model, 4, units, "lstm")
+        small = keras.initializers.RandomUniform(-0.01, 0.01)
+        self.forget_kernel = model.add_weight(shape=(units + 2,), initializer=small,
+                                              name="forget_kernel")
+        self.forget_bias = model.add_weight(
+            shape=(), initializer=keras.initializers.RandomUniform(4.0, 6.0), name="forget_bias")
+        self.input_kernel = model.add_weight(shape=(units + 2,), initializer=small,
+                                             name="input_kernel")
+        self.input_bias = model.add_weight(
+            shape=(), initializer=keras.initializers.RandomUniform(-5.0, -4.0), name="input_bias")
+
+    def init(self, params):
+        size = sum(int(np.prod(p.shape)) for p in params)
+        dtype = params[0].dtype
+        return [tf.zeros([size, self.hidden_units], dtype), tf.zeros([size, self.hidden_units], dtype),
+                tf.zeros([size], dtype), tf.zeros([size], dtype)]
+
+    def update(self, grads, state, params, *, step, loss):
+        h, c, forget, input_gate = state
+        theta = coordinatewise.flatten(params)
+        gradient = coordinatewise.flatten(
+            [tf.zeros_like(p) if g is None else g for p, g in zip(params, grads)])
+        loss_inputs = coordinatewise.preprocess(tf.cast(loss, theta.dtype)[None])
+        inputs = tf.concat([coordinatewise.preprocess(gradient),
+                            tf.broadcast_to(loss_inputs, [tf.shape(theta)[0], 2])], axis=-1)
+        h, c = coordinatewise.lstm_step(inputs, (h, c), *[w.value for w in self.lstm_weights])
+        forget = _gate(h, theta, forget, self.forget_kernel.value, self.forget_bias.value)
+        input_gate = _gate(h, theta, input_gate, self.input_kernel.value, self.input_bias.value)
+        updates = coordinatewise.unflatten(forget * theta - input_gate * gradient - theta, params)
+        return ([None if g is None else u for u, g in zip(updates, grads)],
+                [h, c, forget, input_gate])
+
+    def get_config(self):
+        return {"hidden_units": self.hidden_units}
+
+
+def _gate(h, theta, previous, kernel, bias):
+    """`σ(kernel · [h, θ, previous] + bias)` `[P]` for `h` `[P, H]`."""
+    return tf.sigmoid(tf.linalg.matvec(tf.concat(
+        [h, theta[:, None], previous[:, None]], axis=-1), kernel) + bias)
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
@@ -35,8 +91,9 @@ class MetaLSTM(MAML):
     weights) are meta-trained by the compiled optimizer on the query loss
     after `inner_steps` steps; with `first_order=True` (the paper's
     simplification, default) the gradient and loss inputs are constants.
-    Each step runs on the whole support set with the compiled loss, through
-    `keras_meta.adaptation.adapt`; batch norm as in `MAML`.
+    Each step runs on the whole support set with the compiled loss: `MAML`
+    with the rule `LSTMUpdate` (`inner_rule`, whose weights these are);
+    batch norm as in `MAML`.
 
     Args:
       learner: a Keras model mapping `[N, *features]` to `[N, outputs]`.
@@ -52,84 +109,15 @@ class MetaLSTM(MAML):
 
     def __init__(self, learner, inner_steps=5, eval_inner_steps=None, first_order=True,
                  hidden_units=20, **kwargs):
-        if isinstance(hidden_units, bool) or not isinstance(hidden_units, int) or hidden_units < 1:
-            raise ValueError(f"`hidden_units` must be an int >= 1; received {hidden_units!r}.")
-        kwargs.pop("inner_lr", None)  # the input gate is the learning rate
-        super().__init__(learner, inner_lr=0.0, inner_steps=inner_steps,
-                         eval_inner_steps=eval_inner_steps, first_order=first_order, **kwargs)
+        arguments.reject("MetaLSTM", kwargs, {
+            "inner_lr": "its input gate is the learning rate.",
+            "inner_rule": "its rule is the LSTM; use `km.MAML(learner, inner_rule=...)` for "
+                          "another rule."})
+        super().__init__(learner, inner_steps=inner_steps, eval_inner_steps=eval_inner_steps,
+                         first_order=first_order, inner_rule=LSTMUpdate(hidden_units), **kwargs)
         self.hidden_units = hidden_units
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        units = self.hidden_units
-        self.lstm_weights = coordinatewise.add_lstm_weights(self, 4, units, "lstm")
-        small = keras.initializers.RandomUniform(-0.01, 0.01)
-        self.forget_kernel = self.add_weight(shape=(units + 2,), initializer=small,
-                                             name="forget_kernel")
-        self.forget_bias = self.add_weight(
-            shape=(), initializer=keras.initializers.RandomUniform(4.0, 6.0), name="forget_bias")
-        self.input_kernel = self.add_weight(shape=(units + 2,), initializer=small,
-                                            name="input_kernel")
-        self.input_bias = self.add_weight(
-            shape=(), initializer=keras.initializers.RandomUniform(-5.0, -4.0), name="input_bias")
-
-    def inner_update(self):
-        """The meta-learner's update `update(weights, grads, step, loss)`:
-        `weights` are the learner's weights followed by the meta-learner's
-        state (see `adapt`)."""
-        lstm = [w.value for w in self.lstm_weights]
-        forget_kernel, forget_bias = self.forget_kernel.value, self.forget_bias.value
-        input_kernel, input_bias = self.input_kernel.value, self.input_bias.value
-
-        def gate(h, theta, previous, kernel, bias):
-            return tf.sigmoid(tf.linalg.matvec(tf.concat(
-                [h, theta[:, None], previous[:, None]], axis=-1), kernel) + bias)
-
-        def update(weights, grads, step, loss):
-            del step
-            learner, (h, c, forget, input_gate) = weights[:-STATE_SIZE], weights[-STATE_SIZE:]
-            theta = coordinatewise.flatten(learner)
-            gradient = coordinatewise.flatten(grads[:-STATE_SIZE])
-            if self.first_order:
-                loss = tf.stop_gradient(loss)
-            loss_inputs = coordinatewise.preprocess(tf.cast(loss, theta.dtype)[None])
-            inputs = tf.concat([coordinatewise.preprocess(gradient),
-                                tf.broadcast_to(loss_inputs, [tf.shape(theta)[0], 2])], axis=-1)
-            h, c = coordinatewise.lstm_step(inputs, (h, c), *lstm)
-            forget = gate(h, theta, forget, forget_kernel, forget_bias)
-            input_gate = gate(h, theta, input_gate, input_kernel, input_bias)
-            theta = forget * theta - input_gate * gradient
-            return [*coordinatewise.unflatten(theta, learner), h, c, forget, input_gate]
-
-        return update
-
-    def adapt(self, weights, frozen, support_x, support_y, steps, batch_size=None):
-        """`MAML.adapt` with the meta-learner's state carried along the
-        learner's weights (as weights that do not adapt); returns the
-        trajectory of the learner's weights only."""
-        size = sum(int(np.prod(w.shape)) for w in weights)
-        dtype = weights[0].dtype
-        state = [tf.zeros([size, self.hidden_units], dtype), tf.zeros([size, self.hidden_units], dtype),
-                 tf.zeros([size], dtype), tf.zeros([size], dtype)]
-        learner_weights = len(weights)
-        trajectory = adaptation.adapt(
-            lambda w, x: self.functional_learner(w[:learner_weights], frozen, x),
-            self.inner_loss,
-            [*weights, *state],
-            support_x,
-            support_y,
-            steps=steps,
-            update=self.step_update(),
-            first_order=self.first_order,
-            adapted=[True] * learner_weights + [False] * STATE_SIZE,
-            batch_size=batch_size,
-            clipnorm=self.inner_clipnorm,
-            update_sees_loss=True,
-            recompute=self.recompute_inner_steps,
-        )
-        return [w[:learner_weights] for w in trajectory]
 
     def get_config(self):
         config = super().get_config()
-        del config["inner_lr"]
+        del config["inner_lr"], config["inner_rule"]
         return {**config, "hidden_units": self.hidden_units}

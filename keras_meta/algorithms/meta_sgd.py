@@ -1,8 +1,8 @@
 """Meta-SGD (Li, Zhou, Chen & Li, 2017)."""
 
 import keras
-import numpy as np
 
+from keras_meta import arguments, update_rules
 from keras_meta.algorithms.maml import MAML
 
 
@@ -13,9 +13,9 @@ class MetaSGD(MAML):
     The inner update is `φ = θ − α ⊙ ∇L_support(θ)` where `α` has the shape of
     the learner's trainable weights (`inner_rates`, one variable per weight,
     initialised to `inner_lr_init`) and is meta-trained with θ by the
-    compiled optimizer. Second order by default; `first_order=True` treats
-    the inner gradients as constants (α still gets its gradient through the
-    update).
+    compiled optimizer: `MAML` with the rule `update_rules.LearnedRates`.
+    Second order by default; `first_order=True` treats the inner gradients
+    as constants (α still gets its gradient through the update).
 
     Args:
       learner, inner_steps, eval_inner_steps, first_order: as in `MAML`.
@@ -23,29 +23,19 @@ class MetaSGD(MAML):
     """
 
     def __init__(self, learner, inner_lr_init=0.01, **kwargs):
-        kwargs.pop("inner_lr", None)
-        super().__init__(learner, inner_lr=inner_lr_init, **kwargs)
+        arguments.reject("MetaSGD", kwargs, {
+            "inner_lr": "its learned rates start at `inner_lr_init`.",
+            "inner_rule": "its rule is its learned rates; use `km.MAML(learner, inner_rule=...)` "
+                          "for another rule."})
+        super().__init__(learner, inner_rule=update_rules.LearnedRates(inner_lr_init), **kwargs)
+        self.inner_lr_init = float(inner_lr_init)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.inner_rates = [
-            self.add_weight(
-                shape=v.shape, name=f"inner_rate_{i}", dtype=v.dtype,
-                # A NumPy value keeps float64 rates exact (a Python float would pass through float32).
-                initializer=keras.initializers.Constant(np.asarray(self.inner_lr, v.dtype)))
-            for i, v in enumerate(self.learner.trainable_variables)
-        ]
-
-    def inner_update(self):
-        rates = [r.value for r in self.inner_rates]
-
-        def update(weights, grads, step):
-            del step
-            return [w if g is None else w - r * g for w, r, g in zip(weights, rates, grads)]
-
-        return update
+    @property
+    def inner_rates(self):
+        """The learned rates α, one variable per learner weight (after `build`)."""
+        return self.inner_rule.rates
 
     def get_config(self):
         config = super().get_config()
-        config["inner_lr_init"] = config.pop("inner_lr")
-        return config
+        del config["inner_lr"], config["inner_rule"]
+        return {**config, "inner_lr_init": self.inner_lr_init}

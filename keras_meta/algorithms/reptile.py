@@ -3,8 +3,10 @@
 import keras
 import tensorflow as tf
 
-from keras_meta import episode
+from keras_meta import arguments, episode, keras_internals
 from keras_meta.algorithms.maml import MAML
+
+DEFAULT_INNER_LR = 0.001
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
@@ -21,21 +23,22 @@ class Reptile(MAML):
     the whole support set).
 
     Args:
-      learner, inner_lr, inner_steps, eval_inner_steps: as in `MAML`.
+      learner, inner_steps, eval_inner_steps, inner_clipnorm, inner_rule: as
+        in `MAML` (the rule may be any, e.g. inner-loop Adam as in the paper).
+      inner_lr: the inner SGD learning rate (default 0.001).
       inner_batch_size: support examples per inner step during training;
         None uses the whole support set.
     """
 
-    def __init__(self, learner, inner_lr=0.001, inner_steps=5, eval_inner_steps=None,
+    def __init__(self, learner, inner_lr=None, inner_steps=5, eval_inner_steps=None,
                  inner_batch_size=None, **kwargs):
-        if inner_batch_size is not None and (
-                isinstance(inner_batch_size, bool) or not isinstance(inner_batch_size, int)
-                or inner_batch_size < 1):
-            raise ValueError(f"`inner_batch_size` must be None or an int >= 1; "
-                             f"received {inner_batch_size!r}.")
-        kwargs.pop("first_order", None)
-        kwargs.pop("per_task_gradients", None)
-        kwargs.pop("recompute_inner_steps", None)  # no gradient flows through the adaptation
+        arguments.check_int("inner_batch_size", inner_batch_size, minimum=1, allow_none=True)
+        no_gradient = "no gradient flows through Reptile's adaptation (it is first order)."
+        arguments.reject("Reptile", kwargs, {
+            "first_order": no_gradient, "per_task_gradients": no_gradient,
+            "recompute_inner_steps": no_gradient})
+        if inner_lr is None and kwargs.get("inner_rule") is None:
+            inner_lr = DEFAULT_INNER_LR
         super().__init__(learner, inner_lr=inner_lr, inner_steps=inner_steps,
                          eval_inner_steps=eval_inner_steps, first_order=True, **kwargs)
         self.inner_batch_size = inner_batch_size
@@ -43,18 +46,18 @@ class Reptile(MAML):
     def meta_gradients(self, x, y, sample_weight=None):
         with episode.assertions_as_value_errors():
             tasks = self.episode_tensors(x)
-        weights, frozen = self.initial_weights()
+        weights, non_trainable = self.initial_weights()
 
         def task(task_support_x, task_support_y, task_query_x):
-            adapted = self.adapt(weights, frozen, task_support_x, task_support_y,
+            adapted = self.adapt(weights, non_trainable, task_support_x, task_support_y,
                                  self.inner_steps, self.inner_batch_size)[-1]
-            return [self.functional_learner(adapted, frozen, task_query_x), *adapted]
+            return [self.functional_learner(adapted, non_trainable, task_query_x), *adapted]
 
         signature = [tf.TensorSpec(None, self.compute_dtype)]
         signature += [tf.TensorSpec(w.shape, w.dtype) for w in weights]
         y_pred, *adapted = self.map_tasks(task, tasks, signature)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                  training=True)
+        loss = keras_internals.compute_compiled_loss(self, x, y, y_pred, sample_weight,
+                                                     training=True)
         # Summed over replicas by the optimizer, like the gradients of Keras losses.
         share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
         grads = [(w - tf.reduce_mean(a, axis=0)) * share for w, a in zip(weights, adapted)]

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from keras_meta import episode, evaluation, plot
-from keras_meta.data.checks import check_int
+from keras_meta.arguments import check_int
 
 GRID_POINTS = 200
 

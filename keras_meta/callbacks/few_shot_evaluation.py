@@ -3,7 +3,7 @@
 import keras
 
 from keras_meta import evaluation
-from keras_meta.data.checks import check_int
+from keras_meta.arguments import check_int
 
 
 class FewShotEvaluation(keras.callbacks.Callback):

@@ -4,7 +4,7 @@ import time
 
 import keras
 
-from keras_meta.data.checks import check_int
+from keras_meta.arguments import check_int
 
 KEY = "tasks/s"
 

@@ -6,7 +6,8 @@ task). This is the data of the transfer-learning baselines
 import numpy as np
 import tensorflow as tf
 
-from keras_meta.data import checks, class_split, image_table, omniglot, sampling
+from keras_meta import arguments
+from keras_meta.data import class_split, image_table, omniglot, sampling
 
 
 def labelled_batches(source, *, batch_size, classes=None, split=None, group_by=None, seed=0,
@@ -29,12 +30,12 @@ def labelled_batches(source, *, batch_size, classes=None, split=None, group_by=N
       class in sorted label order; with rotations, class `j` in
       `0..4K-1` is class `j % K` turned `j // K` quarter turns (as `np.rot90`).
     """
-    checks.check_int("batch_size", batch_size, minimum=1)
-    checks.check_int("seed", seed)
+    arguments.check_int("batch_size", batch_size, minimum=1)
+    arguments.check_int("seed", seed)
     if not isinstance(rotations, bool):
         raise ValueError(f"`rotations` must be a bool; received {rotations!r}.")
     table = image_table.load_image_table(
-        source, preprocess=preprocess, image_size=checks.check_image_size(image_size),
+        source, preprocess=preprocess, image_size=arguments.check_image_size(image_size),
         tfds_split=tfds_split, data_dir=data_dir, image_key=image_key, label_key=label_key,
         group_by=group_by)
     pool = sampling.ClassPool(table, class_split.select_classes(table, classes, split, group_by))

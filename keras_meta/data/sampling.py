@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_meta import episode
-from keras_meta.data import checks, class_split, image_table, stream
+from keras_meta import arguments
+from keras_meta.data import class_split, image_table, stream
 
 QUARTER_TURNS = 4
 
@@ -62,12 +63,12 @@ def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None,
     """
     for name, value in (("ways", ways), ("shots", shots), ("query_shots", query_shots),
                         ("meta_batch_size", meta_batch_size)):
-        checks.check_size(name, value)
-    checks.check_int("seed", seed)
+        arguments.check_size(name, value)
+    arguments.check_int("seed", seed)
     if not isinstance(rotations, bool):
         raise ValueError(f"`rotations` must be a bool; received {rotations!r}.")
     table = image_table.load_image_table(
-        source, preprocess=preprocess, image_size=checks.check_image_size(image_size),
+        source, preprocess=preprocess, image_size=arguments.check_image_size(image_size),
         tfds_split=tfds_split, data_dir=data_dir, image_key=image_key, label_key=label_key,
         group_by=group_by)
     labels = class_split.select_classes(table, classes, split, group_by)

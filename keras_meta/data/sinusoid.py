@@ -5,7 +5,8 @@ import math
 import tensorflow as tf
 
 from keras_meta import episode
-from keras_meta.data import checks, stream
+from keras_meta import arguments
+from keras_meta.data import stream
 
 
 def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
@@ -29,11 +30,11 @@ def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
     """
     for name, value in (("shots", shots), ("query_shots", query_shots),
                         ("meta_batch_size", meta_batch_size)):
-        checks.check_size(name, value)
+        arguments.check_size(name, value)
     for name, value in (("amplitude_range", amplitude_range), ("phase_range", phase_range),
                         ("x_range", x_range)):
-        checks.check_range(name, value)
-    checks.check_int("seed", seed)
+        arguments.check_range(name, value)
+    arguments.check_int("seed", seed)
 
     def batch(index):
         keys = tf.random.experimental.stateless_split(

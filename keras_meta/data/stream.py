@@ -23,7 +23,7 @@ reproducible.
 import keras
 import tensorflow as tf
 
-from keras_meta.data import checks
+from keras_meta import arguments
 
 
 def counter_stream(batch, start=0):
@@ -45,7 +45,7 @@ def counter_stream(batch, start=0):
         indices = tf.data.Dataset.from_tensors(0).flat_map(
             lambda _: tf.data.Dataset.counter(start=tf.cast(tf.convert_to_tensor(start), tf.int64)))
     else:
-        checks.check_int("start", start, minimum=0)
+        arguments.check_int("start", start, minimum=0)
         indices = tf.data.Dataset.counter(start=start)
     return (indices
             .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import coordinatewise
+from keras_meta import coordinatewise, keras_internals
 
 STATE_PARTS = ("h1", "c1", "h2", "c2")
 
@@ -100,7 +100,7 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
             for i, v in enumerate(variables) for part in STATE_PARTS]
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = keras_internals.variable_index(self, variable)
         slots = self.lstm_states[len(STATE_PARTS) * index:len(STATE_PARTS) * (index + 1)]
         units = self.network.hidden_units
         state = tuple(tf.reshape(slot.value, [-1, units]) for slot in slots)
