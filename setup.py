@@ -16,10 +16,12 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["keras_meta", "keras_meta.*"]),
     include_package_data=True,
     package_data={"keras_meta.data.omniglot_minimal": ["*.zip", "LICENSE", "README.md"]},
-    python_requires=">=3.10,<3.13",
+    # The Python versions of TensorFlow 2.18-2.21 (3.9 lacks the `X | None` annotations used here).
+    python_requires=">=3.10,<3.14",
     install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3",
+        # Tested bounds (CI installs the lowest pair and the newest): keras_meta/keras_internals.py.
+        "tensorflow>=2.18,<2.22",
+        "keras>=3.8,<3.16",
         "tensorflow-datasets",
         "importlib_resources",  # TFDS imports it to prepare datasets defined outside TFDS
         "absl-py",
@@ -32,6 +34,7 @@ setuptools.setup(
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )

@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from keras_meta import adaptation, batch_norm, episode, keras_internals, update_rules
-from keras_meta.algorithms import metric
+from keras_meta.algorithms import embedding_model, metric
 from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
 HEADS = ("linear", "cosine")
@@ -117,16 +117,16 @@ class HeadFitting(MetaModel):
         return unscale_for_distribution(keras_internals.compiled_loss(self)(y, y_pred))
 
     def check_labels(self, labels, name):
-        """Int labels as the metric learners' (`metric.checked_class_labels`)."""
+        """Int labels as the metric learners' (`embedding_model.checked_class_labels`)."""
         if labels.dtype.is_integer:
-            return metric.checked_class_labels(labels, name)
+            return embedding_model.checked_class_labels(labels, name)
         return super().check_labels(labels, name)
 
     def outputs_per_task(self, labels):
         """Width of a task's head: the ways (`max(labels) + 1`) for int labels,
         the target size for float targets."""
         if labels.dtype.is_integer:
-            return metric.num_ways(labels)
+            return embedding_model.num_ways(labels)
         if self.head != "linear":
             raise TypeError(
                 f"A {self.head!r} head classifies: labels must be int; received float targets "
@@ -158,7 +158,7 @@ class HeadFitting(MetaModel):
         """Body features of a batch of tasks: `[T, N, *features]` → `[T, N, D]`
         (batch norm over all of them, across replicas too: see
         `batch_norm.global_batch_statistics`)."""
-        dims = metric.dims(x)
+        dims = embedding_model.dims(x)
         with batch_norm.global_batch_statistics(self.learner):
             flat = self.learner(tf.reshape(x, [-1, *dims[2:]]), training=training)
         return tf.reshape(flat, [*dims[:2], self.feature_size])
@@ -272,8 +272,8 @@ class FineTune(HeadFitting):
             )
         x = tf.concat([inputs[episode.SUPPORT_X], inputs[episode.QUERY_X]], axis=1)
         y = tf.concat([inputs[episode.SUPPORT_Y], query_y], axis=1)
-        return (tf.reshape(x, [-1, *metric.dims(x)[2:]]),
-                tf.reshape(y, [-1, *metric.dims(y)[2:]]))
+        return (tf.reshape(x, [-1, *embedding_model.dims(x)[2:]]),
+                tf.reshape(y, [-1, *embedding_model.dims(y)[2:]]))
 
     def train_step(self, data):
         """One ordinary supervised step (episodes are pooled, see `pooled_examples`)."""
@@ -282,12 +282,7 @@ class FineTune(HeadFitting):
             if sample_weight is not None:
                 raise ValueError("`sample_weight` is not supported when pre-training on episodes.")
             x, y = self.pooled_examples(x, y)
-        return super(MetaModel, self).train_step((x, y, sample_weight))
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if isinstance(x, dict):
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        return super(MetaModel, self).compute_loss(x, y, y_pred, sample_weight, training=training)
+        return super().train_step((x, y, sample_weight))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
@@ -314,34 +309,29 @@ class MultiTask(HeadFitting):
     Inputs are episode dicts; outputs are query predictions `[T, Q, ways]`.
     """
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def meta_loss(self, x, y, sample_weight=None):
+        """The joint loss of all tasks' examples `[T, S + Q, ...]` under heads
+        fitted to the body's current features (the heads are constants of
+        the body's gradient), and the query examples' predictions `[T, Q, ...]`
+        under those heads (what `fit`'s metrics report)."""
         if sample_weight is not None:
             raise ValueError("`sample_weight` is not supported by MultiTask.")
-        inputs = episode.validate_inputs(x)
-        query_y = self.check_labels(episode.validate_targets(inputs, y), "query_y")
-        if not self.built:  # training never calls the model itself
-            self.build({key: tuple(value.shape) for key, value in inputs.items()})
-        support_y = self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
+        support_x, support_y, query_x = self.episode_tensors(x)
+        query_y = self.check_labels(episode.validate_targets(episode.validate_inputs(x), y),
+                                    "query_y")
         if support_y.dtype.is_integer:  # no class the support set lacks
-            query_y = episode.checked_labels(query_y, metric.num_ways(support_y), "query_y")
-        examples = tf.concat([inputs[episode.SUPPORT_X], inputs[episode.QUERY_X]], axis=1)
+            query_y = episode.checked_labels(query_y, embedding_model.num_ways(support_y),
+                                             "query_y")
+        examples = tf.concat([support_x, query_x], axis=1)
         labels = tf.concat([support_y, tf.cast(query_y, support_y.dtype)], axis=1)
         outputs = self.outputs_per_task(labels)
-        with tf.GradientTape() as tape:
-            features = self.features(examples, training=True)
-            with tape.stop_recording():
-                heads = tf.map_fn(
-                    lambda task: self.fit_head(task[0], task[1], outputs),
-                    (tf.stop_gradient(features), labels),
-                    fn_output_signature=[features.dtype] * (2 if self.head == "linear" else 1),
-                )
-            predictions = head_logits(self.head, heads, features)
-            loss = keras_internals.compute_compiled_loss(self, None, labels, predictions, None,
-                                                          training=True)
-            keras_internals.loss_tracker(self).update_state(unscale_for_distribution(loss),
-                                            sample_weight=tf.shape(labels)[0])
-            scaled_loss = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self.compute_metrics(x, labels, predictions)
+        features = self.features(examples, training=True)
+        heads = tf.map_fn(
+            lambda task: self.fit_head(task[0], task[1], outputs),
+            (tf.stop_gradient(features), labels),
+            fn_output_signature=[features.dtype] * (2 if self.head == "linear" else 1),
+        )
+        predictions = head_logits(self.head, heads, features)
+        loss = keras_internals.compute_compiled_loss(self, None, labels, predictions, None,
+                                                     training=True)
+        return predictions[:, tf.shape(support_x)[1]:], loss

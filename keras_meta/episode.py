@@ -39,13 +39,20 @@ def _check_equal(what, a, b):
         raise ValueError(f"{what}: expected {a}, received {b}.")
 
 
-def as_class_labels(labels):
-    """Rank-2 `[T, N]` labels are class labels: given as floats (as Keras's
-    symbolic build and some NumPy pipelines produce them), they become int32.
-    Float targets of regression have rank 3, `[T, N, out]`, and are unchanged."""
-    if labels.dtype.is_floating and labels.shape.rank == 2:
+def as_class_labels(labels, name):
+    """Rank-2 `[T, N]` labels are class labels. Given as floats (as Keras's
+    symbolic build and some NumPy pipelines produce them), they are cast to
+    int32 when they are whole numbers (checked at run time: 0.5 is an error
+    naming `name`, never truncated). Float targets of regression have rank
+    3, `[T, N, out]`, and are unchanged."""
+    if not (labels.dtype.is_floating and labels.shape.rank == 2):
+        return labels
+    whole = tf.debugging.assert_equal(
+        labels, tf.round(labels),
+        message=f"{ERROR_MARKER}`{name}` must hold whole-number class labels (float labels "
+                "are cast to int only when they are whole numbers)")
+    with tf.control_dependencies([whole]):
         return tf.cast(labels, tf.int32)
-    return labels
 
 
 def check_keys(inputs):
@@ -85,7 +92,7 @@ def validate_inputs(inputs):
     tensors = {k: _as_tensor(inputs[k], k) for k in KEYS}
     if tensors[SUPPORT_Y].dtype.is_floating:
         tensors[SUPPORT_Y] = checked_finite_values(tensors[SUPPORT_Y], SUPPORT_Y)
-    tensors[SUPPORT_Y] = as_class_labels(tensors[SUPPORT_Y])
+    tensors[SUPPORT_Y] = as_class_labels(tensors[SUPPORT_Y], SUPPORT_Y)
     sx, sy, qx = (tensors[k] for k in KEYS)
     for key in (SUPPORT_X, QUERY_X):
         t = tensors[key]
@@ -137,7 +144,7 @@ def validate_targets(inputs, query_y):
         )
     if query_y.dtype.is_floating:
         query_y = checked_finite_values(query_y, "query_y")
-    query_y = as_class_labels(query_y)
+    query_y = as_class_labels(query_y, "query_y")
     qx, sy = inputs[QUERY_X], inputs[SUPPORT_Y]
     _check_equal(
         "`query_y` must have as many tasks (dimension 0) as `query_x`",
@@ -173,7 +180,7 @@ def checked_labels(labels, num_classes, name):
 def checked_finite(tensors, message):
     """`tensors` (a list; None entries pass through) made to depend on a
     run-time check that all their values are finite; a failure raises
-    `FloatingPointError(message)` through `assertions_as_value_errors`."""
+    `FloatingPointError(message)` through `assertions_as_python_errors`."""
     return _with_finite_check(tensors, DIVERGENCE_MARKER + message)
 
 
@@ -201,7 +208,7 @@ def _as_tensor(value, name):
 
 
 @contextlib.contextmanager
-def assertions_as_value_errors():
+def assertions_as_python_errors():
     """Turns a failed episode assertion (eager, or raised by a compiled Keras
     function) into a `ValueError` carrying its message, and a failed
     `checked_finite` into a `FloatingPointError`."""
@@ -217,12 +224,12 @@ def assertions_as_value_errors():
         raise
 
 
-def raise_value_errors(function):
-    """Wraps a Keras train/test/predict function with `assertions_as_value_errors`."""
+def raising_python_errors(function):
+    """Wraps a Keras train/test/predict function with `assertions_as_python_errors`."""
 
     @functools.wraps(function)
     def wrapped(*args, **kwargs):
-        with assertions_as_value_errors():
+        with assertions_as_python_errors():
             return function(*args, **kwargs)
 
     return wrapped

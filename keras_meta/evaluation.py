@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_meta import adaptation, episode, stats
+from keras_meta.algorithms.maml import MAML
 from keras_meta.arguments import check_int
 
 
@@ -71,8 +72,9 @@ def finite_mean_confidence_interval(values, finite):
 
 
 def is_gradient_based(model):
-    """Whether `model` adapts by inner gradient steps (exposes `predictions_per_step`)."""
-    return hasattr(model, "predictions_per_step") and hasattr(model, "eval_inner_steps")
+    """Whether `model` adapts by inner gradient steps: a `MAML` (of which
+    every gradient-based algorithm is), with `predictions_per_step`."""
+    return isinstance(model, MAML)
 
 
 def predictions_per_step_function(model, steps):
@@ -167,7 +169,7 @@ class TaskEvaluator:
         evaluate = self._function()
         losses, accuracies, seen = [], [], 0
         for inputs, query_y in dataset:
-            with episode.assertions_as_value_errors(), \
+            with episode.assertions_as_python_errors(), \
                     adaptation.divergence_checks(self.on_divergence == "raise"):
                 loss, accuracy = evaluate(inputs, query_y)
             losses.append(loss.numpy())

@@ -11,15 +11,15 @@ Endpoints, also registered as signatures for TF Serving:
   number of ways for models that read it from the labels (the metric
   learners and the head-fitting baselines); gradient-based models predict
   the `ways` their learner outputs.
-- `embed(x)` (metric learners only): `[N, *features]` → `[N, *embedding]`,
-  the embedding network alone (in inference mode).
+- the model's own endpoints (`MetaModel.export_endpoints`), e.g. `embed(x)`
+  of the metric learners: `[N, *features]` → `[N, *embedding]`, the
+  embedding network alone (in inference mode).
 """
 
 import keras
 import tensorflow as tf
 
 from keras_meta import episode
-from keras_meta.algorithms.metric import MetricModel
 
 SERVE = "serve"
 EMBED = "embed"
@@ -52,11 +52,8 @@ def export_saved_model(model, filepath, verbose=True, input_signature=None):
         return model(inputs, training=False)
 
     archive.add_endpoint(SERVE, serve, input_signature=[specs[key] for key in episode.KEYS])
-    if isinstance(model, MetricModel):
-        archive.add_endpoint(
-            EMBED, lambda x: model.embedding(x, training=False),
-            input_signature=[tf.TensorSpec((None, *model.feature_shape), specs[episode.SUPPORT_X].dtype,
-                                           name="x")])
+    for name, (function, signature) in model.export_endpoints(specs).items():
+        archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(str(filepath), verbose=verbose)
 
 

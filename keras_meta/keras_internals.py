@@ -20,7 +20,12 @@ import keras
 import tensorflow as tf
 
 WRITTEN_AGAINST = "Keras 3.15.1, TensorFlow 2.21.0"
-SUPPORTED = "Keras 3.6 to 3.15 with TensorFlow 2.16 to 2.21"
+# The lowest and newest minor versions CI installs: `setup.py`'s bounds and
+# `.ci/lowest-constraints.txt` (Keras 3.7 lacks `_aggregate_additional_loss`).
+KERAS_VERSIONS = ("3.8", "3.15")
+TENSORFLOW_VERSIONS = ("2.18", "2.21")
+SUPPORTED = (f"Keras {KERAS_VERSIONS[0]} to {KERAS_VERSIONS[1]} with TensorFlow "
+             f"{TENSORFLOW_VERSIONS[0]} to {TENSORFLOW_VERSIONS[1]}")
 
 
 class KerasInternalsError(RuntimeError):

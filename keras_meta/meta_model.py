@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import episode, keras_internals
+from keras_meta import episode, export, keras_internals
 
 
 NON_FINITE_META_GRADIENT = (
@@ -32,7 +32,39 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
     tasks of each task's query loss. The compiled optimizer updates the
     learner's initial weights (and any meta-parameters of the algorithm).
 
-    Subclasses implement `adapt_and_predict`.
+    Every model trains, evaluates, predicts and exports through four hooks;
+    a subclass overrides only those where it differs:
+
+    1. `adapt_and_predict(support_x, support_y, query_x, training)` — the
+       forward pass behind `call`, hence `evaluate`, `predict`, export and
+       (through `meta_loss`) `fit`. The one hook every subclass defines.
+    2. `meta_loss(x, y, sample_weight)` — the query predictions and the loss
+       `fit` minimises. Default: the compiled loss (plus the losses the
+       forward pass added with `add_loss`) on `self(x, training=True)`.
+    3. `meta_gradients(x, y, sample_weight)` — the gradients `fit` applies.
+       Default: the gradient of `meta_loss`; override for updates that are
+       not a loss gradient (Reptile) or to compute them task by task (MAML).
+    4. `export_endpoints()` — extra SavedModel endpoints besides `serve`.
+
+    `train_step` (finite-value check, loss tracking, optimizer step,
+    multi-worker reduction of the logs) is shared and not overridden.
+
+    Example: the nearest-class-mean classifier in one hook.
+
+    ```python
+    class NearestMean(keras_meta.MetaModel):
+        def embed(self, x, training):                       # [T, N, F] → [T, N, D]
+            flat = self.learner(tf.reshape(x, [-1, x.shape[-1]]), training=training)
+            return tf.reshape(flat, [tf.shape(x)[0], tf.shape(x)[1], -1])
+
+        def adapt_and_predict(self, support_x, support_y, query_x, training=False):
+            support = self.embed(support_x, training)
+            query = self.embed(query_x, training)
+            one_hot = tf.one_hot(support_y, tf.reduce_max(support_y) + 1)  # [T, S, W]
+            means = tf.einsum("tsw,tsd->twd", one_hot, support) / tf.reduce_sum(
+                one_hot, axis=1)[..., None]                  # [T, W, D]
+            return -tf.reduce_sum(tf.square(query[:, :, None] - means[:, None]), -1)
+    ```
 
     Args:
       learner: the Keras model that learns each task.
@@ -75,7 +107,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=False):
-        with episode.assertions_as_value_errors():
+        with episode.assertions_as_python_errors():
             return self.adapt_and_predict(*self.episode_tensors(inputs), training=training)
 
     def episode_tensors(self, inputs):
@@ -89,7 +121,8 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         return inputs[episode.SUPPORT_X], support_y, inputs[episode.QUERY_X]
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
-        """Abstract: query predictions `[T, Q, ...]` for a batch of tasks.
+        """Hook 1 (abstract): query predictions `[T, Q, ...]` for a batch of
+        tasks. See the class docstring for an example.
 
         Args:
           support_x: `[T, S, *features]`.
@@ -136,7 +169,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if x is not None and y is not None:
+        if isinstance(x, dict) and y is not None:  # an episode; plain batches as in Keras
             inputs = episode.validate_inputs(x)
             y = self.check_labels(episode.validate_targets(inputs, y), "query_y")
             if y.dtype.is_integer and y_pred is not None:  # labels of the predicted classes
@@ -150,7 +183,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
         loss, *grads = episode.checked_finite([loss, *grads], NON_FINITE_META_GRADIENT)
         keras_internals.loss_tracker(self).update_state(
-            unscale_for_distribution(loss), sample_weight=tf.shape(x[episode.SUPPORT_X])[0])
+            unscale_for_distribution(loss), sample_weight=tf.shape(y_pred)[0])
         # The optimizer's iteration counter advances only after this step's batch
         # was read, so a stream starting at `optimizer.iterations` reads it first.
         with tf.control_dependencies([loss]):
@@ -159,7 +192,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
 
     def meta_gradients(self, x, y, sample_weight=None):
-        """Gradients of the meta-loss with respect to `trainable_variables`.
+        """Hook 3: gradients of the meta-loss with respect to `trainable_variables`.
 
         The outer tape records the inner adaptation of every task (its inner
         tapes included), the query predictions and the meta-loss, so the
@@ -168,6 +201,16 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         Returns:
           `(grads, y_pred, loss)`: one gradient per trainable variable, the
           query predictions `[T, Q, ...]` and the scalar meta-loss.
+
+        Example: an update that moves the weights towards their value after
+        adaptation, as Reptile's does (`adapted` being the adapted weights):
+
+        ```python
+        def meta_gradients(self, x, y, sample_weight=None):
+            y_pred, loss = self.meta_loss(x, y, sample_weight)
+            grads = [v - a for v, a in zip(self.trainable_variables, adapted)]
+            return grads, y_pred, loss
+        ```
         """
         with tf.GradientTape() as tape:
             y_pred, loss = self.meta_loss(x, y, sample_weight)
@@ -180,7 +223,21 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         return grads, y_pred, loss
 
     def meta_loss(self, x, y, sample_weight=None):
-        """Query predictions `[T, Q, ...]` of the meta-batch and the meta-loss."""
+        """Hook 2: query predictions `[T, Q, ...]` of the meta-batch and the
+        meta-loss: the compiled loss plus the model's `losses` (regularisers,
+        and what `adapt_and_predict` added with `add_loss`).
+
+        Example: a penalty computed in the forward pass joins the meta-loss
+        without overriding this hook.
+
+        ```python
+        def adapt_and_predict(self, support_x, support_y, query_x, training=False):
+            predictions, penalty = self.forward(support_x, support_y, query_x)
+            if training:
+                self.add_loss(0.1 * penalty)
+            return predictions
+        ```
+        """
         y_pred = self(x, training=True)
         loss = keras_internals.compute_compiled_loss(self, x, y, y_pred, sample_weight,
                                                      training=True)
@@ -206,31 +263,50 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         if format != "tf_saved_model" or kwargs:
             return super().export(filepath, format=format, verbose=verbose,
                                   input_signature=input_signature, **kwargs)
-        from keras_meta import export  # imports the algorithms, which import this module
-
         export.export_saved_model(self, filepath, verbose=verbose is not False,
                                   input_signature=input_signature)
+
+    def export_endpoints(self, episode_specs):
+        """Hook 4: the SavedModel endpoints `export` adds besides `serve`.
+
+        Args:
+          episode_specs: the `serve` input specs, a dict of `tf.TensorSpec`
+            keyed like an episode.
+
+        Returns:
+          a dict `{name: (function, input_signature)}`; none by default.
+
+        Example: a metric learner exports its embedding network alone.
+
+        ```python
+        def export_endpoints(self, episode_specs):
+            x = episode_specs["support_x"]
+            spec = tf.TensorSpec((None, *x.shape[2:]), x.dtype, name="x")
+            return {"embed": (lambda x: self.embedding(x, training=False), [spec])}
+        ```
+        """
+        return {}
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
             return self.train_function
         super().make_train_function(force=True)
         self.train_function = _naming_the_iteration(
-            episode.raise_value_errors(self.train_function), self)
+            episode.raising_python_errors(self.train_function), self)
         return self.train_function
 
     def make_test_function(self, force=False):
         if self.test_function is not None and not force:
             return self.test_function
         super().make_test_function(force=True)
-        self.test_function = episode.raise_value_errors(self.test_function)
+        self.test_function = episode.raising_python_errors(self.test_function)
         return self.test_function
 
     def make_predict_function(self, force=False):
         if self.predict_function is not None and not force:
             return self.predict_function
         super().make_predict_function(force=True)
-        self.predict_function = episode.raise_value_errors(self.predict_function)
+        self.predict_function = episode.raising_python_errors(self.predict_function)
         return self.predict_function
 
     def get_config(self):

@@ -160,3 +160,27 @@ def test_float_class_labels_are_cast_to_int(model):
     inputs, _ = episode(labels=WAYS)
     with pytest.raises(ValueError, match=r"`support_y` must hold labels in \[0, 3\)"):
         model(dict(inputs, support_y=inputs["support_y"].astype("float32")))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: km.MAML(km.learners.mlp(hidden=(8,), outputs=WAYS, input_shape=(4,)), inner_lr=0.1),
+    lambda: km.ProtoNet(km.learners.mlp(hidden=(8,), outputs=4, input_shape=(4,))),
+])
+@pytest.mark.parametrize("method", ["call", "fit"])
+def test_fractional_float_labels_are_rejected_not_truncated(make, method):
+    model = make()
+    model.compile(optimizer="sgd",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    inputs, query_y = episode()
+    inputs["support_y"] = inputs["support_y"].astype("float32")
+    query_y = query_y.astype("float32")
+    key = "support_y" if method == "call" else "query_y"
+    if key == "support_y":
+        inputs["support_y"][0, 1] = 0.5
+    else:
+        query_y[1, 0] = 1.5
+    with pytest.raises(ValueError, match=f"`{key}` must hold whole-number class labels"):
+        if method == "call":
+            model(inputs)
+        else:
+            model.fit(inputs, query_y, batch_size=2, epochs=1, verbose=0)

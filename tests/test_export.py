@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import keras_meta as km
-from keras_meta.algorithms.metric import MetricModel
+from keras_meta.algorithms.embedding_model import EmbeddingModel
 from tests import algorithm_zoo as zoo
 
 REGRESSION = "MAML_sinusoid"
@@ -94,7 +94,7 @@ def exported(tmp_path_factory):
             inputs = {key: np.asarray(value) for key, value in inputs.items()}
             arrays.update({f"{case}/{key}": value for key, value in inputs.items()})
             expected[name][case] = model.predict(inputs, verbose=0)
-            if isinstance(model, MetricModel):
+            if isinstance(model, EmbeddingModel):
                 expected[name][case + "/embed"] = model.embedding.predict(
                     inputs["query_x"][0], verbose=0)
         (root / name).mkdir()
@@ -129,7 +129,7 @@ def test_signatures_are_named_for_tf_serving(exported, name):
     report = exported[2][name]
     cls = km.MAML if name == REGRESSION else zoo.exported_algorithms()[name]
     assert set(report["signatures"]) == {"serve", "serving_default"} | (
-        {"embed"} if issubclass(cls, MetricModel) else set())
+        {"embed"} if issubclass(cls, EmbeddingModel) else set())
     features = [None, None, 1] if name == REGRESSION else [None, None, *zoo.IMAGE]
     labels = ["float32", [None, None, 1]] if name == REGRESSION else ["int32", [None, None]]
     assert report["inputs"] == {"support_x": ["float32", features], "support_y": labels,

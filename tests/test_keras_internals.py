@@ -108,3 +108,14 @@ def test_a_missing_internal_says_which_and_which_versions():
     message = str(error.value)
     assert "_compile_loss" in message and keras.__version__ in message
     assert tf.__version__ in message and keras_internals.WRITTEN_AGAINST in message
+
+
+def test_setup_bounds_and_lowest_pair_match_the_supported_versions():
+    root = PACKAGE.parent
+    setup = (root / "setup.py").read_text(encoding="utf-8")
+    lowest = (root / ".ci" / "lowest-constraints.txt").read_text(encoding="utf-8")
+    for package, (low, high) in (("keras", keras_internals.KERAS_VERSIONS),
+                                 ("tensorflow", keras_internals.TENSORFLOW_VERSIONS)):
+        major, minor = high.split(".")
+        assert f'"{package}>={low},<{major}.{int(minor) + 1}"' in setup, package
+        assert re.search(rf"^{package}=={re.escape(low)}\.0$", lowest, re.MULTILINE), package

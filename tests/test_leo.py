@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_meta as km
-from keras_meta.algorithms import leo, metric
+from keras_meta.algorithms import embedding_model, leo
 from tests import algorithm_zoo as zoo
 
 LATENT = 6
@@ -28,7 +28,7 @@ def predict(model, inputs):
 
 def features(model, inputs):
     support, query = model.embed(tf.constant(inputs["support_x"]), tf.constant(inputs["query_x"]))
-    return metric.flatten_examples(support), metric.flatten_examples(query)
+    return embedding_model.flatten_examples(support), embedding_model.flatten_examples(query)
 
 
 @pytest.mark.parametrize("ways", [3, 5])

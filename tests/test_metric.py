@@ -267,3 +267,25 @@ def test_relation_module_must_output_one_logit_per_pair():
         [keras.layers.Dense(3)]))
     with pytest.raises(ValueError, match="relation_module"):
         model.predict(episode()[0], verbose=0)
+
+
+def docstring_example(obj):
+    """The first ```python block of `obj`'s docstring, dedented."""
+    import textwrap
+    block = obj.__doc__.split("```python\n", 1)[1].split("```", 1)[0]
+    return textwrap.dedent(block)
+
+
+def test_metamodel_docstring_example_is_protonet_and_trains_through_the_default_hooks():
+    namespace = {"keras_meta": km, "tf": tf}
+    exec(docstring_example(km.MetaModel), namespace)
+    embedding = dense_embedding()
+    nearest_mean = namespace["NearestMean"](embedding)
+    inputs, query_y = episode()
+    np.testing.assert_allclose(nearest_mean(inputs), km.ProtoNet(embedding)(inputs),
+                               rtol=1e-4, atol=1e-4)
+    nearest_mean.compile(optimizer=keras.optimizers.SGD(0.05),
+                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = nearest_mean.evaluate(inputs, query_y, verbose=0)
+    nearest_mean.fit(inputs, query_y, batch_size=3, epochs=5, verbose=0)
+    assert nearest_mean.evaluate(inputs, query_y, verbose=0) < before

@@ -6,8 +6,8 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, batch_norm, episode, keras_internals, update_rules
-from keras_meta.algorithms import metric
+from keras_meta import adaptation, update_rules
+from keras_meta.algorithms import embedding_model, metric
 
 # Floors that keep log σ, and the norms of the orthogonality penalty, finite.
 MIN_STDDEV = 1e-5
@@ -55,7 +55,7 @@ def support_loss(labels, logits):
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
-class LEO(metric.MetricModel):
+class LEO(embedding_model.EmbeddingModel):
     """LEO: adapts a low-dimensional latent code per class, from which a
     decoder generates the classifier's weights.
 
@@ -83,7 +83,7 @@ class LEO(metric.MetricModel):
     The number of ways is read from the support labels, so one model serves
     any number of classes. `embedding` trains with LEO, or stays fixed with
     `embedding.trainable = False` (e.g. a pre-trained feature extractor);
-    its batch norm behaves as in `MetricModel`. In training, the noise ε of
+    its batch norm behaves as in `EmbeddingModel`. In training, the noise ε of
     the latent and weight samples is drawn once per meta-iteration, keyed by
     `(seed, optimizer.iterations)` (so a run resumed from a backup draws the
     same noise) and shared by the inner steps; outside training LEO uses the
@@ -188,7 +188,7 @@ class LEO(metric.MetricModel):
         pairs = tf.concat([tf.repeat(codes[:, :, None], size, axis=2),
                            tf.repeat(codes[:, None], size, axis=1)], axis=-1)  # [T, S, S, 2L]
         relations = tf.reduce_mean(self.relation_network(pairs), axis=2)   # [T, S, 2L]
-        per_class = metric.class_means(relations, support_y, metric.num_ways(support_y))
+        per_class = metric.class_means(relations, support_y, embedding_model.num_ways(support_y))
         return gaussian_parameters(per_class, 1.0)
 
     def decode(self, latents, noise=None):
@@ -214,7 +214,8 @@ class LEO(metric.MetricModel):
     def forward(self, support_x, support_y, query_x, training=False):
         """Query logits `[T, Q, W]`, the KL term and the encoder penalty."""
         support, query = self.embed(support_x, query_x, training=training)
-        support, query = metric.flatten_examples(support), metric.flatten_examples(query)
+        support = embedding_model.flatten_examples(support)
+        query = embedding_model.flatten_examples(query)
         mean, stddev = self.encode(support, support_y)
         latents, weight_noise = mean, None
         if training:
@@ -236,21 +237,17 @@ class LEO(metric.MetricModel):
     # MetaModel ---------------------------------------------------------------
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
-        return self.forward(support_x, support_y, query_x, training=training)[0]
-
-    def meta_loss(self, x, y, sample_weight=None):
-        """Query predictions and the meta-loss: the compiled loss plus LEO's regularisers."""
-        with episode.assertions_as_value_errors():
-            tensors = self.episode_tensors(x)
-        with batch_norm.global_batch_statistics(self):  # as `MetricModel.call`
-            y_pred, kl, encoder_penalty = self.forward(*tensors, training=True)
-        loss = keras_internals.compute_compiled_loss(self, x, y, y_pred, sample_weight,
-                                                     training=True)
-        penalties = (self.kl_weight * kl + self.encoder_penalty_weight * encoder_penalty
-                     + self.regularisation())
-        # Scaled as the compiled loss is (1 / replicas): the replicas' gradients are summed.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return y_pred, loss + tf.cast(penalties, loss.dtype) / replicas
+        """Query logits `[T, Q, W]`; in training, LEO's regularisers join the
+        meta-loss through `add_loss`."""
+        logits, kl, encoder_penalty = self.forward(support_x, support_y, query_x,
+                                                   training=training)
+        if training:
+            penalties = (self.kl_weight * kl + self.encoder_penalty_weight * encoder_penalty
+                         + self.regularisation())
+            # Scaled as the compiled loss is (1 / replicas): the replicas' gradients are summed.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            self.add_loss(tf.cast(penalties, logits.dtype) / replicas)
+        return logits
 
     def get_config(self):
         return {

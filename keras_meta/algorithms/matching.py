@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_meta.algorithms import metric
+from keras_meta.algorithms import embedding_model, metric
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
@@ -62,7 +62,7 @@ class MatchingNet(metric.MetricModel):
         """FCE: `g(x_i, S)` `[T, S, D]` and `f(q, S)` `[T, Q, D]` from the
         plain embeddings `support` `[T, S, D]` and `query` `[T, Q, D]`."""
         support = support + self.support_context(support, training=training)
-        tasks, queries, size = metric.dims(query)
+        tasks, queries, size = embedding_model.dims(query)
         flat_query = tf.reshape(query, [-1, size])
         hidden, cell = tf.zeros_like(flat_query), tf.zeros_like(flat_query)
         for _ in range(self.context_steps):
@@ -76,7 +76,7 @@ class MatchingNet(metric.MetricModel):
     def similarities(self, support_x, query_x, training=False):
         """`scale · cos(f(q), g(x_i))`: `[T, Q, S]`, the attention logits."""
         support, query = self.embed(support_x, query_x, training=training)
-        support, query = metric.flatten_examples(support), metric.flatten_examples(query)
+        support, query = embedding_model.flatten_examples(support), embedding_model.flatten_examples(query)
         if self.full_context_embeddings:
             support, query = self.contextual_embeddings(support, query, training=training)
         cosine = tf.einsum("tqd,tsd->tqs", tf.math.l2_normalize(query, axis=-1),
@@ -92,7 +92,7 @@ class MatchingNet(metric.MetricModel):
         log_attention = tf.nn.log_softmax(
             self.similarities(support_x, query_x, training=training), axis=-1)
         in_class = tf.equal(support_y[..., None],
-                            tf.range(metric.num_ways(support_y), dtype=support_y.dtype))  # [T, S, W]
+                            tf.range(embedding_model.num_ways(support_y), dtype=support_y.dtype))  # [T, S, W]
         per_class = tf.where(in_class[:, None], log_attention[..., None],
                              tf.constant(-float("inf"), log_attention.dtype))  # [T, Q, S, W]
         return tf.reduce_logsumexp(per_class, axis=2)

@@ -1,123 +1,14 @@
-"""What the metric-based learners share: an embedding applied to every
-support and query example, and classes given by the support labels.
+"""Metric learners: query scores from comparisons with the support set in
+the embedding space (ProtoNet, MatchingNet, RelationNet)."""
 
-Metric models need no inner loop: they vectorize over the task axis
-directly. The number of ways is read from the support labels
-(`max(support_y) + 1`), so one trained model serves any number of ways.
-"""
-
-import keras
 import tensorflow as tf
 
-from keras_meta import batch_norm, episode
-from keras_meta.meta_model import MetaModel
+from keras_meta.algorithms import embedding_model
 
 
-class MetricModel(MetaModel):
-    """Base of ProtoNet, MatchingNet and RelationNet.
-
-    Args:
-      embedding: a Keras model mapping `[N, *features]` to `[N, ...]`
-        (vectors or feature maps).
-
-    Batch norm in the embedding behaves as in any Keras model: batch
-    statistics (over the support and query sets of the whole meta-batch)
-    during `fit`, moving statistics otherwise. Under `tf.distribute` the
-    batch statistics are all-reduced over the replicas' tasks, so they stay
-    those of the whole global meta-batch
-    (`batch_norm.global_batch_statistics`).
-    """
-
-    def __init__(self, embedding, **kwargs):
-        super().__init__(embedding, **kwargs)
-
-    def call(self, inputs, training=False):
-        with batch_norm.global_batch_statistics(self):
-            return super().call(inputs, training=training)
-
-    @property
-    def embedding(self):
-        """The embedding network (the `learner` of `MetaModel`)."""
-        return self.learner
-
-    def embed(self, support_x, query_x, training=False):
-        """Embeds every example in one batch.
-
-        Args:
-          support_x: `[T, S, *features]`.
-          query_x: `[T, Q, *features]`.
-
-        Returns:
-          `(support, query)`: `[T, S, *embedding]` and `[T, Q, *embedding]`.
-        """
-        tasks, shots = dims(support_x)[:2]
-        queries = dims(query_x)[1]
-        feature_shape = dims(support_x)[2:]
-        flat = tf.concat([
-            tf.reshape(support_x, [-1, *feature_shape]),
-            tf.reshape(query_x, [-1, *feature_shape]),
-        ], axis=0)
-        embedded = self.embedding(flat, training=training)
-        embedding_shape = dims(embedded)[1:]
-        split = tasks * shots
-        support = tf.reshape(embedded[:split], [tasks, shots, *embedding_shape])
-        query = tf.reshape(embedded[split:], [tasks, queries, *embedding_shape])
-        return support, query
-
-    def check_labels(self, labels, name):
-        """Labels must be ints, as `checked_class_labels` describes."""
-        if not labels.dtype.is_integer:
-            raise TypeError(
-                f"{type(self).__name__} classifies: `{name}` must hold int labels; "
-                f"received dtype {labels.dtype.name}."
-            )
-        return checked_class_labels(labels, name)
-
-    def get_config(self):
-        config = super().get_config()
-        config["embedding"] = config.pop("learner")
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["embedding"] = keras.saving.deserialize_keras_object(config["embedding"])
-        config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)
-
-
-def dims(x):
-    """The shape of `x` as a list: static sizes where known, else scalar tensors."""
-    dynamic = tf.shape(x)
-    return [size if size is not None else dynamic[i] for i, size in enumerate(x.shape.as_list())]
-
-
-def checked_class_labels(labels, name):
-    """Int `labels` `[T, N]` made to depend on run-time checks: labels >= 0,
-    and for `support_y` every class `0..max(support_y)` present in each task
-    (so labels lie below the support size, checked first: no label like
-    2**31 - 1 ever sizes a one-hot tensor)."""
-    checks = [tf.debugging.assert_non_negative(
-        labels, message=f"{episode.ERROR_MARKER}`{name}` must hold labels >= 0")]
-    if name == episode.SUPPORT_Y:
-        checks.append(tf.debugging.assert_less(
-            labels, tf.cast(tf.shape(labels)[1], labels.dtype),
-            message=f"{episode.ERROR_MARKER}`support_y` must hold labels below the number of "
-                    "support examples (each label 0..ways-1 appears at least once)"))
-        with tf.control_dependencies(checks):
-            counts = tf.reduce_sum(tf.one_hot(labels, num_ways(labels)), axis=1)
-        checks.append(tf.debugging.assert_positive(
-            counts,
-            message=f"{episode.ERROR_MARKER}`support_y` of every task must hold each "
-                    "label 0..ways-1 at least once (ways = max(support_y) + 1)",
-        ))
-    with tf.control_dependencies(checks):
-        return tf.identity(labels)
-
-
-def num_ways(support_y):
-    """Number of classes of a batch of tasks, `max(support_y) + 1` (int32 scalar)."""
-    return tf.cast(tf.reduce_max(support_y), tf.int32) + 1
+class MetricModel(embedding_model.EmbeddingModel):
+    """Base of ProtoNet, MatchingNet and RelationNet: an `EmbeddingModel`
+    whose scores compare query embeddings with the support embeddings."""
 
 
 def class_means(support, support_y, ways):
@@ -132,13 +23,6 @@ def class_means(support, support_y, ways):
       `[T, ways, *embedding]`.
     """
     one_hot = tf.one_hot(support_y, ways, dtype=support.dtype)          # [T, S, W]
-    sums = tf.einsum("tsw,tsd->twd", one_hot, flatten_examples(support))
+    sums = tf.einsum("tsw,tsd->twd", one_hot, embedding_model.flatten_examples(support))
     means = sums / tf.reduce_sum(one_hot, axis=1)[..., None]
-    return tf.reshape(means, [dims(support)[0], ways, *dims(support)[2:]])
-
-
-def flatten_examples(embedded):
-    """`[T, N, *embedding]` → `[T, N, D]`."""
-    inner = embedded.shape[2:]
-    size = inner.num_elements() if inner.is_fully_defined() else -1
-    return tf.reshape(embedded, [*dims(embedded)[:2], size])
+    return tf.reshape(means, [embedding_model.dims(support)[0], ways, *embedding_model.dims(support)[2:]])

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_meta.algorithms import metric
+from keras_meta.algorithms import embedding_model, metric
 
 DISTANCES = ("squared_euclidean", "cosine")
 
@@ -41,12 +41,12 @@ class ProtoNet(metric.MetricModel):
 
     def prototypes(self, support, support_y):
         """`[T, S, D]` support embeddings → `[T, ways, D]` prototypes."""
-        return metric.class_means(support, support_y, metric.num_ways(support_y))
+        return metric.class_means(support, support_y, embedding_model.num_ways(support_y))
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         support, query = self.embed(support_x, query_x, training=training)
-        prototypes = self.prototypes(metric.flatten_examples(support), support_y)
-        query = metric.flatten_examples(query)
+        prototypes = self.prototypes(embedding_model.flatten_examples(support), support_y)
+        query = embedding_model.flatten_examples(query)
         if self.distance == "cosine":
             similarity = tf.einsum("tqd,twd->tqw", tf.math.l2_normalize(query, axis=-1),
                                    tf.math.l2_normalize(prototypes, axis=-1))

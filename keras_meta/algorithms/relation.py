@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_meta.algorithms import metric
+from keras_meta.algorithms import embedding_model, metric
 
 OBJECTIVES = ("mse", "crossentropy")
 
@@ -103,16 +103,16 @@ class RelationNet(metric.MetricModel):
     def relation_logits(self, support, support_y, query, training=False):
         """Relation logits `[T, Q, ways]` from support embeddings
         `[T, S, *embedding]` and query embeddings `[T, Q, *embedding]`."""
-        classes = metric.class_means(support, support_y, metric.num_ways(support_y))
-        tasks, ways = metric.dims(classes)[:2]
-        queries = metric.dims(query)[1]
-        embedding_shape = metric.dims(query)[2:]
+        classes = metric.class_means(support, support_y, embedding_model.num_ways(support_y))
+        tasks, ways = embedding_model.dims(classes)[:2]
+        queries = embedding_model.dims(query)[1]
+        embedding_shape = embedding_model.dims(query)[2:]
         pair_shape = [tasks, queries, ways, *embedding_shape]
         pairs = tf.concat([
             tf.broadcast_to(classes[:, None], pair_shape),
             tf.broadcast_to(query[:, :, None], pair_shape),
         ], axis=-1)
-        flat_pairs = tf.reshape(pairs, [-1, *metric.dims(pairs)[3:]])
+        flat_pairs = tf.reshape(pairs, [-1, *embedding_model.dims(pairs)[3:]])
         logits = self.relation_module(flat_pairs, training=training)
         return tf.reshape(logits, [tasks, queries, ways])
 

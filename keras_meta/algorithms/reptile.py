@@ -44,7 +44,7 @@ class Reptile(MAML):
         self.inner_batch_size = inner_batch_size
 
     def meta_gradients(self, x, y, sample_weight=None):
-        with episode.assertions_as_value_errors():
+        with episode.assertions_as_python_errors():
             tasks = self.episode_tensors(x)
         weights, non_trainable = self.initial_weights()
 

@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from keras_meta import episode
-from keras_meta.algorithms import metric
+from keras_meta.algorithms import embedding_model
 
 
 class CausalDenseBlock(keras.layers.Layer):
@@ -64,7 +64,7 @@ def dilations(sequence_length):
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
-class SNAIL(metric.MetricModel):
+class SNAIL(embedding_model.EmbeddingModel):
     """SNAIL: a causal sequence model reads the support set and labels each query.
 
     Each query is classified from the sequence of the support examples
@@ -76,7 +76,7 @@ class SNAIL(metric.MetricModel):
     queries never see each other; position `t` sees positions `0..t` only.
     The paper's Omniglot network (`attention=((64, 32), (256, 128), (512,
     256))`, `filters=128`) is the default. The embedding's batch norm
-    behaves as in `MetricModel` (batch statistics during `fit`).
+    behaves as in `EmbeddingModel` (batch statistics during `fit`).
 
     Args:
       embedding: a Keras model `[N, *features]` → `[N, ...]` (flattened).
@@ -126,7 +126,7 @@ class SNAIL(metric.MetricModel):
         return self.ways
 
     def check_labels(self, labels, name):
-        """`MetricModel`'s checks, and labels below `ways`."""
+        """`EmbeddingModel`'s checks, and labels below `ways`."""
         labels = super().check_labels(labels, name)
         return episode.checked_labels(labels, self.ways, name)
 
@@ -138,9 +138,9 @@ class SNAIL(metric.MetricModel):
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         support, query = self.embed(support_x, query_x, training=training)
-        support = metric.flatten_examples(support)                          # [T, S, D]
-        query = metric.flatten_examples(query)                              # [T, Q, D]
-        tasks, shots, queries = metric.dims(support)[0], metric.dims(support)[1], metric.dims(query)[1]
+        support = embedding_model.flatten_examples(support)                          # [T, S, D]
+        query = embedding_model.flatten_examples(query)                              # [T, Q, D]
+        tasks, shots, queries = embedding_model.dims(support)[0], embedding_model.dims(support)[1], embedding_model.dims(query)[1]
         labels = tf.one_hot(support_y, self.ways, dtype=support.dtype)
         support = tf.concat([support, labels], axis=-1)                     # [T, S, C]
         blank = tf.zeros(tf.concat([tf.shape(query)[:2], [self.ways]], axis=0), query.dtype)

@@ -23,8 +23,9 @@ GRADIENT_BASED = {
     "anil": km.ANIL,
     "maml_plus_plus": km.MAMLPlusPlus,
 }
-MODEL_BASED = ("snail", "leo", "meta_lstm")
-CLASSIFIERS_ONLY = ("protonet", "matching", "relation", *MODEL_BASED, "multitask")
+# SNAIL (model-based), LEO (latent optimization) and MetaLSTM (a learned
+# inner optimizer) are written for classification only, like the metric learners.
+CLASSIFIERS_ONLY = ("protonet", "matching", "relation", "snail", "leo", "meta_lstm", "multitask")
 ALGORITHMS = (*GRADIENT_BASED, *CLASSIFIERS_ONLY, "finetune")
 REGRESSION = (*GRADIENT_BASED, "finetune")
 # Adam's ε in the MAML authors' TensorFlow code (TF 1's `AdamOptimizer`) and
