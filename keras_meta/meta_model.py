@@ -74,6 +74,9 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         (second-order MAML, 20-way 1-shot, 5 inner steps).
     """
 
+    # The constructor argument that takes the learner (a subclass names it for its role).
+    learner_argument = "learner"
+
     def __init__(self, learner, parallel_tasks=2, **kwargs):
         if not isinstance(learner, keras.Layer):
             raise TypeError(
@@ -314,14 +317,15 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
             "name": self.name,
             "trainable": self.trainable,
             "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
-            "learner": keras.saving.serialize_keras_object(self.learner),
+            self.learner_argument: keras.saving.serialize_keras_object(self.learner),
             "parallel_tasks": self.parallel_tasks,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["learner"] = keras.saving.deserialize_keras_object(config["learner"])
+        config[cls.learner_argument] = keras.saving.deserialize_keras_object(
+            config[cls.learner_argument])
         config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(**config)
 

@@ -8,7 +8,6 @@ one trained model serves any number of ways. The metric learners
 (`metric.MetricModel`), SNAIL and LEO build on it.
 """
 
-import keras
 import tensorflow as tf
 
 from keras_meta import batch_norm, episode, export
@@ -30,6 +29,8 @@ class EmbeddingModel(MetaModel):
     those of the whole global meta-batch
     (`batch_norm.global_batch_statistics`).
     """
+
+    learner_argument = "embedding"
 
     def __init__(self, embedding, **kwargs):
         super().__init__(embedding, **kwargs)
@@ -82,18 +83,6 @@ class EmbeddingModel(MetaModel):
                 f"received dtype {labels.dtype.name}."
             )
         return checked_class_labels(labels, name)
-
-    def get_config(self):
-        config = super().get_config()
-        config["embedding"] = config.pop("learner")
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["embedding"] = keras.saving.deserialize_keras_object(config["embedding"])
-        config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
-        return cls(**config)
 
 
 def dims(x):
