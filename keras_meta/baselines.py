@@ -295,8 +295,10 @@ class MultiTask(HeadFitting):
     Each training episode is one task with all its examples (support and
     query alike) as training data. For every task of the meta-batch a head
     is fitted on the body's current features; then the body takes one step
-    on the joint loss of all tasks under their heads. Unlike meta-learning,
-    no data is held out: heads and body minimise the same training loss.
+    on the joint loss of all tasks under their heads (`meta_loss`; `fit`'s
+    metrics read the query examples' predictions under those heads). Unlike
+    meta-learning, no data is held out: heads and body minimise the same
+    training loss.
     Evaluation is the same as `FineTune`'s: a new head per task, fitted on
     the support set of the frozen body.
 

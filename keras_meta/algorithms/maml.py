@@ -240,7 +240,11 @@ class MAML(MetaModel):
 
     def meta_loss(self, x, y, sample_weight=None):
         """Query predictions `[T, Q, ...]` and the meta-loss: the mean over
-        tasks of `task_loss`, plus the regularisers of θ."""
+        tasks of `task_loss`, plus the regularisers of θ. `task_loss`
+        predicts with `predict_task`, the per-task forward pass that
+        `adapt_and_predict` maps over the tasks: training and inference share
+        it, and the loss is taken per task so that `meta_gradients` can
+        differentiate task by task."""
         y_pred, losses = self.map_tasks(
             lambda *elements: [tf.cast(v, self.compute_dtype) for v in self.task_loss(*elements)],
             self.task_elements(x, y, sample_weight),
