@@ -24,8 +24,6 @@ model that uses it saves and reloads; a rule you write does the same with
 `@keras.saving.register_keras_serializable()`.
 """
 
-import math
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -119,9 +117,7 @@ class ClipByNorm(UpdateRule):
     (as a Keras optimizer's `clipnorm`); chain it before a rule that steps."""
 
     def __init__(self, max_norm):
-        if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) \
-                or not 0 < max_norm < math.inf:
-            raise ValueError(f"`max_norm` must be a number > 0; received {max_norm!r}.")
+        arguments.check_finite_number("max_norm", max_norm, above=0)
         self.max_norm = max_norm
 
     def update(self, grads, state, params, *, step, loss):
