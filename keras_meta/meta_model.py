@@ -35,12 +35,13 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
     Every model trains, evaluates, predicts and exports through four hooks;
     a subclass overrides only those where it differs:
 
-    1. `adapt_and_predict(support_x, support_y, query_x, training)` — the
-       forward pass behind `call`, hence `evaluate`, `predict`, export and
-       (through `meta_loss`) `fit`. The one hook every subclass defines.
+    1. `adapt_and_predict(support_x, support_y, query_x, training, **options)`
+       — the forward pass behind `call`, hence `evaluate`, `predict`, export
+       and (through `meta_loss`) `fit`; keyword `options` given to the model's
+       call reach it. The one hook every subclass defines.
     2. `meta_loss(x, y, sample_weight)` — the query predictions and the loss
-       `fit` minimises. Default: the compiled loss (plus the losses the
-       forward pass added with `add_loss`) on `self(x, training=True)`.
+       `fit` minimises. Default: the compiled loss (plus the model's
+       regularisers) on `self(x, training=True)`.
     3. `meta_gradients(x, y, sample_weight)` — the gradients `fit` applies.
        Default: the gradient of `meta_loss`; override for updates that are
        not a loss gradient (Reptile) or to compute them task by task (MAML).
@@ -109,9 +110,10 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
             episode.check_keys(inputs)  # a str or None: Keras's own error would not name `inputs`
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, **options):
         with episode.assertions_as_python_errors():
-            return self.adapt_and_predict(*self.episode_tensors(inputs), training=training)
+            return self.adapt_and_predict(*self.episode_tensors(inputs), training=training,
+                                          **options)
 
     def episode_tensors(self, inputs):
         """Validates an episode's `inputs` (building the model if needed) and
@@ -227,18 +229,24 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
 
     def meta_loss(self, x, y, sample_weight=None):
         """Hook 2: query predictions `[T, Q, ...]` of the meta-batch and the
-        meta-loss: the compiled loss plus the model's `losses` (regularisers,
-        and what `adapt_and_predict` added with `add_loss`).
+        meta-loss: the compiled loss plus the model's regularisers.
 
-        Example: a penalty computed in the forward pass joins the meta-loss
-        without overriding this hook.
+        Example: a penalty the forward pass computes joins the meta-loss (as
+        in `LEO`). The penalty is returned by the same call, not kept with
+        `add_loss`: under `tf.distribute` the replicas share the model's
+        list of added losses.
 
         ```python
-        def adapt_and_predict(self, support_x, support_y, query_x, training=False):
+        def adapt_and_predict(self, support_x, support_y, query_x, training=False,
+                              with_penalty=False):
             predictions, penalty = self.forward(support_x, support_y, query_x)
-            if training:
-                self.add_loss(0.1 * penalty)
-            return predictions
+            return (predictions, penalty) if with_penalty else predictions
+
+        def meta_loss(self, x, y, sample_weight=None):
+            y_pred, penalty = self(x, training=True, with_penalty=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            return y_pred, loss + 0.1 * penalty / replicas   # scaled as the loss is
         ```
         """
         y_pred = self(x, training=True)

@@ -35,9 +35,9 @@ class EmbeddingModel(MetaModel):
     def __init__(self, embedding, **kwargs):
         super().__init__(embedding, **kwargs)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False, **options):
         with batch_norm.global_batch_statistics(self):
-            return super().call(inputs, training=training)
+            return super().call(inputs, training=training, **options)
 
     def export_endpoints(self, episode_specs):
         """`embed(x)`: `[N, *features]` → `[N, *embedding]`, the embedding

@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, update_rules
+from keras_meta import adaptation, keras_internals, update_rules
 from keras_meta.algorithms import embedding_model, metric
 
 # Floors that keep log σ, and the norms of the orthogonality penalty, finite.
@@ -236,18 +236,25 @@ class LEO(embedding_model.EmbeddingModel):
 
     # MetaModel ---------------------------------------------------------------
 
-    def adapt_and_predict(self, support_x, support_y, query_x, training=False):
-        """Query logits `[T, Q, W]`; in training, LEO's regularisers join the
-        meta-loss through `add_loss`."""
+    def adapt_and_predict(self, support_x, support_y, query_x, training=False,
+                          with_penalties=False):
+        """Query logits `[T, Q, W]`; with `with_penalties`, also the KL term
+        and the encoder penalty (for `meta_loss`)."""
         logits, kl, encoder_penalty = self.forward(support_x, support_y, query_x,
                                                    training=training)
-        if training:
-            penalties = (self.kl_weight * kl + self.encoder_penalty_weight * encoder_penalty
-                         + self.regularisation())
-            # Scaled as the compiled loss is (1 / replicas): the replicas' gradients are summed.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            self.add_loss(tf.cast(penalties, logits.dtype) / replicas)
-        return logits
+        return (logits, kl, encoder_penalty) if with_penalties else logits
+
+    def meta_loss(self, x, y, sample_weight=None):
+        """Query predictions and the meta-loss: the compiled loss plus LEO's
+        regularisers, from the same forward pass as `call`."""
+        y_pred, kl, encoder_penalty = self(x, training=True, with_penalties=True)
+        loss = keras_internals.compute_compiled_loss(self, x, y, y_pred, sample_weight,
+                                                     training=True)
+        penalties = (self.kl_weight * kl + self.encoder_penalty_weight * encoder_penalty
+                     + self.regularisation())
+        # Scaled as the compiled loss is (1 / replicas): the replicas' gradients are summed.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return y_pred, loss + tf.cast(penalties, loss.dtype) / replicas
 
     def get_config(self):
         return {
