@@ -48,7 +48,8 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
     4. `export_endpoints()` — extra SavedModel endpoints besides `serve`.
 
     `train_step` (finite-value check, loss tracking, optimizer step,
-    multi-worker reduction of the logs) is shared and not overridden.
+    multi-worker reduction of the logs) is shared and not re-implemented
+    (`FineTune` only turns episodes into an ordinary batch before it).
 
     Example: the nearest-class-mean classifier in one hook.
 
