@@ -44,7 +44,13 @@ def as_class_labels(labels, name):
     symbolic build and some NumPy pipelines produce them), they are cast to
     int32 when they are whole numbers (checked at run time: 0.5 is an error
     naming `name`, never truncated). Float targets of regression have rank
-    3, `[T, N, out]`, and are unchanged."""
+    3, `[T, N, out]`, and are unchanged. Int labels become int32 (int64 and
+    the unsigned 32/64-bit types: int64, where a uint64 too large for it
+    turns negative and fails the `labels >= 0` check): the types
+    TensorFlow's index ops take."""
+    if labels.dtype.is_integer:
+        wide = labels.dtype in (tf.int64, tf.uint32, tf.uint64)
+        return tf.cast(labels, tf.int64 if wide else tf.int32)
     if not (labels.dtype.is_floating and labels.shape.rank == 2):
         return labels
     whole = tf.debugging.assert_equal(

@@ -184,3 +184,12 @@ def test_fractional_float_labels_are_rejected_not_truncated(make, method):
             model(inputs)
         else:
             model.fit(inputs, query_y, batch_size=2, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "uint32", "int64"])
+def test_any_integer_label_type_gives_the_int32_predictions(dtype, model):
+    for model in (km.MatchingNet(km.learners.mlp(hidden=(8,), outputs=4, input_shape=(4,))),
+                  model):
+        inputs, _ = episode()
+        other = dict(inputs, support_y=inputs["support_y"].astype(dtype))
+        np.testing.assert_allclose(model(other), model(inputs), rtol=1e-6)
