@@ -24,6 +24,8 @@ model that uses it saves and reloads; a rule you write does the same with
 `@keras.saving.register_keras_serializable()`.
 """
 
+import abc
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -39,7 +41,7 @@ def as_dtype(value, dtype):
     return tf.cast(value, dtype)
 
 
-class UpdateRule:
+class UpdateRule(abc.ABC):
     """Base class of inner-loop update rules (see the module docstring).
 
     Example, inner-loop momentum:
@@ -77,9 +79,9 @@ class UpdateRule:
         del params
         return []
 
+    @abc.abstractmethod
     def update(self, grads, state, params, *, step, loss):
         """One inner step → `(updates, state)`; see the module docstring."""
-        raise NotImplementedError(f"{type(self).__name__} must define `update`.")
 
     def get_config(self):
         return {}

@@ -101,3 +101,12 @@ def test_constructors_reject_arguments_they_do_not_use(cls, kwargs, instead):
 def test_an_inner_rule_must_be_an_update_rule():
     with pytest.raises(TypeError, match="`inner_rule` must be a keras_meta.update_rules.UpdateRule"):
         km.MAML(km.learners.mlp(hidden=(4,)), inner_rule=lambda grads: grads)
+
+
+def test_a_rule_without_update_cannot_be_created():
+    class NoUpdate(km.update_rules.UpdateRule):
+        def init(self, params):
+            return []
+
+    with pytest.raises(TypeError, match="abstract method update"):
+        NoUpdate()
