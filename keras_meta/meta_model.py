@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import episode, export, keras_internals
+from keras_meta import arguments, episode, export, keras_internals
 
 
 NON_FINITE_META_GRADIENT = (
@@ -85,9 +85,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
                 "`learner` must be a Keras model or layer; received "
                 f"{type(learner).__name__}."
             )
-        if isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int) \
-                or parallel_tasks < 1:
-            raise ValueError(f"`parallel_tasks` must be an int >= 1; received {parallel_tasks!r}.")
+        arguments.check_int("parallel_tasks", parallel_tasks, minimum=1)
         kwargs.setdefault("dtype", learner.dtype_policy)
         super().__init__(**kwargs)
         self.learner = learner

@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, keras_internals, update_rules
+from keras_meta import adaptation, arguments, keras_internals, update_rules
 from keras_meta.algorithms import embedding_model, metric
 
 # Floors that keep log σ, and the norms of the orthogonality penalty, finite.
@@ -114,18 +114,13 @@ class LEO(embedding_model.EmbeddingModel):
                  orthogonality_penalty_weight=1e-3, seed=0, **kwargs):
         for name, value in (("latent_size", latent_size), ("inner_steps", inner_steps),
                             ("finetune_steps", finetune_steps)):
-            minimum = 1 if name == "latent_size" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"`{name}` must be an int >= {minimum}; received {value!r}.")
+            arguments.check_int(name, value, minimum=1 if name == "latent_size" else 0)
         for name, value in (("inner_lr_init", inner_lr_init), ("finetune_lr_init", finetune_lr_init),
                             ("kl_weight", kl_weight), ("encoder_penalty_weight", encoder_penalty_weight),
                             ("l2_penalty_weight", l2_penalty_weight),
                             ("orthogonality_penalty_weight", orthogonality_penalty_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value < 0:
-                raise ValueError(f"`{name}` must be a finite number >= 0; received {value!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"`seed` must be an int; received {seed!r}.")
+            arguments.check_finite_number(name, value, minimum=0)
+        arguments.check_int("seed", seed)
         super().__init__(embedding, **kwargs)
         self.latent_size = latent_size
         self.inner_steps = inner_steps

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_meta import arguments
 from keras_meta.algorithms import embedding_model, metric
 
 
@@ -38,8 +39,7 @@ class MatchingNet(metric.MetricModel):
 
     def __init__(self, embedding, full_context_embeddings=False, context_steps=3, scale=10.0,
                  **kwargs):
-        if isinstance(context_steps, bool) or not isinstance(context_steps, int) or context_steps < 1:
-            raise ValueError(f"`context_steps` must be an int >= 1; received {context_steps!r}.")
+        arguments.check_int("context_steps", context_steps, minimum=1)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
             raise ValueError(f"`scale` must be a number > 0; received {scale!r}.")
         super().__init__(embedding, **kwargs)

@@ -6,7 +6,7 @@ import math
 import keras
 import tensorflow as tf
 
-from keras_meta import episode
+from keras_meta import arguments, episode
 from keras_meta.algorithms import embedding_model
 
 
@@ -93,8 +93,7 @@ class SNAIL(embedding_model.EmbeddingModel):
     def __init__(self, embedding, ways=5, shots=1, filters=128,
                  attention=((64, 32), (256, 128), (512, 256)), **kwargs):
         for name, value in (("ways", ways), ("shots", shots), ("filters", filters)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an int >= 1; received {value!r}.")
+            arguments.check_int(name, value, minimum=1)
         if not isinstance(attention, (list, tuple)) or not attention or not all(
                 isinstance(sizes, (list, tuple)) and len(sizes) == 2
                 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)
