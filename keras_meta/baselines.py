@@ -16,7 +16,7 @@ predicts the query set. Head fitting runs on the inner-loop engine
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, batch_norm, episode, keras_internals, update_rules
+from keras_meta import adaptation, arguments, batch_norm, episode, keras_internals, update_rules
 from keras_meta.algorithms import embedding_model, metric
 from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
@@ -70,8 +70,7 @@ class CosineClassifier(keras.layers.Layer):
 def _check_args(head, steps, learning_rate):
     if head not in HEADS:
         raise ValueError(f"`head` must be one of {HEADS}; received {head!r}.")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"`steps` must be an int >= 0; received {steps!r}.")
+    arguments.check_int("steps", steps, minimum=0)
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
             or not learning_rate > 0:
         raise ValueError(f"`learning_rate` must be a number > 0; received {learning_rate!r}.")

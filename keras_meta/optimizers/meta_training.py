@@ -6,13 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import coordinatewise
+from keras_meta import arguments, coordinatewise
 from keras_meta.optimizers.learned import LearnedOptimizer
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}; received {value!r}.")
 
 
 def loss_and_gradients(family, data, params):
@@ -84,15 +79,14 @@ def meta_train(optimizer, problems, iterations, *, batch_size=32, unroll_steps=2
     if not families or not all(hasattr(f, "sample") and hasattr(f, "loss") for f in families):
         raise ValueError("`problems` must be a problem family (with `sample` and `loss`) or a "
                          f"non-empty list of them; received {problems!r}.")
-    _check_int("iterations", iterations, 0)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("unroll_steps", unroll_steps, 1)
-    _check_int("horizon", horizon, 1)
+    arguments.check_int("iterations", iterations, minimum=0)
+    arguments.check_int("batch_size", batch_size, minimum=1)
+    arguments.check_int("unroll_steps", unroll_steps, minimum=1)
+    arguments.check_int("horizon", horizon, minimum=1)
     if horizon % unroll_steps:
         raise ValueError(f"`horizon` must be a multiple of `unroll_steps` ({unroll_steps}); "
                          f"received {horizon}.")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"`seed` must be an int; received {seed!r}.")
+    arguments.check_int("seed", seed)
     network = optimizer.network
     meta_optimizer = meta_optimizer or keras.optimizers.Adam(1e-3)
 
@@ -138,7 +132,7 @@ def loss_curves(optimizer, family, steps, batch_size=100, seed=(1, 0)):
     Returns:
       `[steps + 1, batch_size]` NumPy losses, row `t` after `t` steps.
     """
-    _check_int("steps", steps, 0)
+    arguments.check_int("steps", steps, minimum=0)
     optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     data, params = family.sample(batch_size, seed)
     variables = [keras.Variable(p) for p in params]

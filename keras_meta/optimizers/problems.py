@@ -14,6 +14,8 @@ import math
 
 import tensorflow as tf
 
+from keras_meta import arguments
+
 
 def _keys(seed, count):
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=count)
@@ -24,8 +26,7 @@ class QuadraticProblems:
     from N(0, 1) and `θ_0 ~ N(0, 0.01²)` (Andrychowicz et al. 2016, §3.1)."""
 
     def __init__(self, dim=10):
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"`dim` must be an int >= 1; received {dim!r}.")
+        arguments.check_int("dim", dim, minimum=1)
         self.dim = dim
 
     def sample(self, batch_size, seed):
@@ -51,8 +52,7 @@ class SinusoidMLPProblems:
         if not isinstance(hidden, (list, tuple)) or not all(
                 isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
             raise ValueError(f"`hidden` must be a list of ints > 0; received {hidden!r}.")
-        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-            raise ValueError(f"`points` must be an int >= 1; received {points!r}.")
+        arguments.check_int("points", points, minimum=1)
         self.widths = [1, *hidden, 1]
         self.points = points
 
