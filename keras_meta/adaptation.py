@@ -46,13 +46,13 @@ class FunctionalLearner:
     `keras.StatelessScope` that maps each variable to the given tensor.
     Batch norm runs in training mode (statistics of the batch it sees, as in
     the MAML reference), with statistics exact to second order
-    (`batch_norm.exact_statistics`), and the moving statistics it would
+    (`batch_norm.exact_batch_norm`), and the moving statistics it would
     update are discarded, so no state leaks from one task to the next.
     """
 
     def __init__(self, model):
         self.model = model
-        batch_norm.exact_statistics(model)
+        batch_norm.exact_batch_norm(model)
 
     def initial_weights(self):
         """Current trainable and non-trainable values, as lists of tensors."""

@@ -1,5 +1,5 @@
-"""Batch-norm statistics that are exact to second order, and global under
-`tf.distribute`.
+"""Batch norm that is fused, exact to every order of derivative, and
+global under `tf.distribute`.
 
 Keras on TensorFlow computes a batch's variance with `tf.nn.moments`, which
 stops the gradient through the mean inside the squared deviations. First
@@ -7,8 +7,16 @@ derivatives are unaffected (the deviations sum to zero), but derivatives of
 those derivatives lose the mean's terms, so a second-order meta-gradient
 through batch norm (MAML's) would be wrong: for a convolution's bias
 followed by batch norm, which cannot change the loss, it is not even zero.
-`exact_statistics` makes a layer's batch norms compute their moments
-without the stop; the inner loop's learners use it.
+TensorFlow's fused kernel has the same stop in its second derivative.
+Unfused, the exact computation is about ten element-wise passes over the
+activations per layer, forward and backward.
+
+`exact_batch_norm` makes a layer's batch norms run `normalize` in training
+mode: TensorFlow's fused kernel (`FusedBatchNormV3`) for the forward pass,
+the closed-form gradient in a few element-wise passes for the backward
+pass, and for the derivatives of that backward pass the same gradient
+written as differentiable ops, so every order is exact. Every `MetaModel`
+applies it to its learner.
 
 A metric learner's embedding (or a baseline's body) sees the whole
 meta-batch at once, so its batch norm's training statistics are those of
@@ -45,7 +53,7 @@ def global_batch_statistics(layer):
     if replica is None or replica.num_replicas_in_sync == 1:
         yield
         return
-    norms = exact_statistics(layer)
+    norms = exact_batch_norm(layer)
     previous = getattr(_GLOBAL, "ids", frozenset())
     _GLOBAL.ids = previous | {id(norm) for norm in norms}
     try:
@@ -54,17 +62,148 @@ def global_batch_statistics(layer):
         _GLOBAL.ids = previous
 
 
-def exact_statistics(layer):
+def exact_batch_norm(layer):
     """Makes every `keras.layers.BatchNormalization` in `layer` (itself
-    included) compute its training mean and variance with exact derivatives
-    of every order: the same values as Keras, the mean first, then the mean
-    squared deviation from it. Masked inputs and `synchronized=True` layers
-    keep Keras's computation. Returns the batch-norm layers."""
+    included) compute its training mode with `normalize` (fused, exact at
+    every order) where it normalizes over every axis but the last, and
+    elsewhere (masked inputs, other axes, `synchronized=True`, statistics
+    global across replicas) with Keras's computation, its moments made
+    exact (the mean first, then the mean squared deviation from it). Values
+    and moving statistics are Keras's. Returns the batch-norm layers."""
     norms = [sub for sub in keras_internals.sublayers(layer)
              if isinstance(sub, keras.layers.BatchNormalization)]
     for norm in norms:
         keras_internals.replace_moments(norm, functools.partial(_moments, norm))
+        if "call" not in vars(norm):
+            norm.call = functools.partial(_call, norm, norm.call)
     return norms
+
+
+def normalize(x, gamma, beta, epsilon):
+    """Batch norm in training mode over every axis of `x` but the last.
+
+    The forward pass is TensorFlow's fused kernel for float32 (element-wise
+    ops otherwise); the backward pass is the closed-form gradient in a few
+    element-wise passes (`_gradients_from_statistics`), and its own
+    derivatives are those of `_exact_gradients`, exact at every order.
+
+    Args:
+      x: `[..., C]`.
+      gamma, beta: `[C]`, the scale and offset, in `x`'s dtype.
+      epsilon: added to the variance.
+
+    Returns:
+      `(y, mean, variance)`: `y` `[..., C]`; the batch `mean` and (biased)
+      `variance` `[C]` for the moving averages, carrying no gradient.
+    """
+    channels = x.shape[-1]
+    images = x if x.shape.rank == 4 else tf.reshape(x, [-1, 1, 1, channels])
+    statistics = {}
+
+    @tf.custom_gradient
+    def forward(images, gamma, beta):
+        if x.dtype == tf.float32 and epsilon >= FUSED_MIN_EPSILON:
+            y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=images, scale=gamma, offset=beta, mean=tf.zeros([0], gamma.dtype),
+                variance=tf.zeros([0], gamma.dtype), epsilon=epsilon, is_training=True)
+            count = tf.cast(tf.size(images) // channels, variance.dtype)
+            variance = variance * (count - 1) / count  # the kernel's is unbiased
+        else:
+            mean, variance = _image_moments(images)
+            y = (images - mean) * (gamma * tf.math.rsqrt(variance + epsilon)) + beta
+        statistics.update(mean=tf.stop_gradient(mean), variance=tf.stop_gradient(variance))
+        return y, lambda dy: _input_gradients(dy, images, gamma, mean, variance, epsilon)
+
+    y = forward(images, gamma, beta)
+    if y.shape.rank != x.shape.rank:
+        y = tf.reshape(y, tf.shape(x))
+    return y, statistics["mean"], statistics["variance"]
+
+
+# Below this epsilon cuDNN would clamp it: such layers run element-wise.
+FUSED_MIN_EPSILON = 1e-5
+
+
+def _input_gradients(dy, images, gamma, mean, variance, epsilon):
+    """`(dx, dgamma, dbeta)` of batch norm in training mode for the incoming
+    gradient `dy` `[N, H, W, C]`, from the forward pass's statistics; their
+    derivatives (a second-order meta-gradient's) recompute the statistics
+    from `images` and differentiate `_exact_gradients`.
+
+    TensorFlow's fused gradient kernel would be faster, but its oneDNN graph
+    rewrite can leave a cycle in the graphs of second-order meta-gradients
+    under `tf.distribute` ("nodes in a cycle"), so it is not used."""
+
+    @tf.custom_gradient
+    def gradients(dy, images, gamma):
+        result = _gradients_from_statistics(dy, images, gamma, mean, variance, epsilon)
+
+        def second_order(*upstream):
+            inputs = [dy, images, gamma]
+            upstream = [tf.zeros_like(r) if u is None else u for u, r in zip(upstream, result)]
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                exact = _exact_gradients(*inputs, epsilon)
+            return tape.gradient(exact, inputs, output_gradients=upstream,
+                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+        return result, second_order
+
+    return gradients(dy, images, gamma)
+
+
+def _gradients_from_statistics(dy, images, gamma, mean, variance, epsilon):
+    """The formula of `_exact_gradients` for known batch statistics, in the
+    fewest passes over `[N, H, W, C]`: dx = a·dy + b·x + c per channel."""
+    inverse_std = tf.math.rsqrt(variance + epsilon)
+    count = tf.cast(tf.size(images) // tf.shape(images)[-1], images.dtype)
+    dbeta = tf.reduce_sum(dy, axis=[0, 1, 2])
+    dgamma = (tf.reduce_sum(dy * images, axis=[0, 1, 2]) - mean * dbeta) * inverse_std
+    slope = gamma * inverse_std
+    along_x = -slope * inverse_std * dgamma / count
+    dx = slope * dy + (images * along_x - (along_x * mean + slope * dbeta / count))
+    return dx, dgamma, dbeta
+
+
+def _exact_gradients(dy, images, gamma, epsilon):
+    """Batch norm's gradients in training mode as differentiable ops:
+    with x̂ the normalized input and n the count per channel,
+    dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ · (dy − (dβ + x̂·dγ) / n)."""
+    mean, variance = _image_moments(images)
+    inverse_std = tf.math.rsqrt(variance + epsilon)
+    normalized = (images - mean) * inverse_std
+    dbeta = tf.reduce_sum(dy, axis=[0, 1, 2])
+    dgamma = tf.reduce_sum(dy * normalized, axis=[0, 1, 2])
+    count = tf.cast(tf.size(images) // tf.shape(images)[-1], images.dtype)
+    dx = (gamma * inverse_std) * (dy - (dbeta + normalized * dgamma) / count)
+    return dx, dgamma, dbeta
+
+
+def _image_moments(images):
+    """Mean and biased variance `[C]` of `[N, H, W, C]`, exact at every order."""
+    mean = tf.reduce_mean(images, axis=[0, 1, 2])
+    return mean, tf.reduce_mean(tf.square(images - mean), axis=[0, 1, 2])
+
+
+def _call(norm, keras_call, inputs, training=None, mask=None):
+    """`norm`'s call: `normalize` in training mode where it applies (see
+    `exact_batch_norm`), else `keras_call`; moving statistics as Keras's."""
+    rank = inputs.shape.rank
+    if (not (training and norm.trainable) or mask is not None or norm.synchronized
+            or getattr(norm, "renorm", False) or rank is None
+            or list(keras_internals.reduction_axes(norm)) != list(range(rank - 1))
+            or id(norm) in getattr(_GLOBAL, "ids", ())):
+        return keras_call(inputs, training=training, mask=mask)
+    x = tf.convert_to_tensor(inputs)
+    if x.dtype in (tf.float16, tf.bfloat16):  # as Keras: computed in float32
+        x = tf.cast(x, tf.float32)
+    channels = x.shape[-1]
+    gamma = tf.cast(norm.gamma, x.dtype) if norm.scale else tf.ones([channels], x.dtype)
+    beta = tf.cast(norm.beta, x.dtype) if norm.center else tf.zeros([channels], x.dtype)
+    y, mean, variance = normalize(x, gamma, beta, norm.epsilon)
+    for moving, value in ((norm.moving_mean, mean), (norm.moving_variance, variance)):
+        moving.assign(tf.cast(moving, x.dtype) * norm.momentum + value * (1.0 - norm.momentum))
+    return tf.cast(y, norm.compute_dtype)
 
 
 def _moments(norm, inputs, mask):
