@@ -56,6 +56,12 @@ class MAML(MetaModel):
         meta-gradient.
       inner_rule: the inner update rule (default `update_rules.SGD(inner_lr)`).
 
+    XLA: with `first_order=False`, `compile(jit_compile="auto")` (Keras's
+    default, which turns XLA on where a GPU is present) leaves XLA off:
+    TensorFlow's XLA has no CPU kernel for max pooling's second derivative,
+    and a jit-compiled second-order step through conv4 was seen to differ
+    from the exact one. `jit_compile=True` still asks for it.
+
     An inner loop that diverges (a non-finite inner loss or adapted weight)
     stops `fit`, `evaluate` and `predict` with a `FloatingPointError` naming
     the inner step, before any weight is updated.
@@ -99,6 +105,7 @@ class MAML(MetaModel):
         self.step_rule = inner_rule if inner_clipnorm is None else update_rules.chain(
             update_rules.ClipByNorm(inner_clipnorm), inner_rule)
         self.functional_learner = adaptation.FunctionalLearner(learner)
+        self.supports_jit = self.first_order  # what Keras's jit_compile="auto" reads
 
     def build(self, input_shape):
         """Builds the learner (see `MetaModel.build`), then the update rule's
