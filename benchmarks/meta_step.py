@@ -4,8 +4,8 @@ peak memory against the number of inner steps, with and without
 `recompute_inner_steps`.
 
 Each cell runs in its own process (so peak RSS is its own) on random
-Omniglot-shaped data: conv4 (64 filters, batch norm), 28×28×1, Adam 1e-3.
-Prints two tables. Each cell: seconds per iteration (median of
+data: conv4 (64 filters, batch norm) on 28×28×1 (Omniglot's shape), or
+ResNet-12 on 84×84×3 (mini-ImageNet's), Adam 1e-3. Prints three tables. Each cell: seconds per iteration (median of
 --iterations after the first; the second step is often slow, so use 3 or
 more) and the first step (tracing + compilation); the peak RSS of the steps
 after the first (freed heap returned to the system first), split into the
@@ -30,14 +30,15 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("iterations", 5, "Timed iterations per cell (after the first step).")
 flags.DEFINE_string("cell", None, "Internal: run one cell, as 'workload:implementation'.")
 flags.DEFINE_list("workloads", None, "Subset of workloads to run (default: all).")
-flags.DEFINE_enum("table", "all", ["all", "speed", "memory"], "Which table to print.")
+flags.DEFINE_enum("table", "all", ["all", "speed", "memory", "real_size"],
+                  "Which table to print.")
 
 WORKLOADS = {
-    # name: (algorithm, ways, shots, queries per class, meta-batch, inner steps)
-    "maml2_5w1s": ("maml", 5, 1, 15, 32, 1),
-    "maml1_5w1s": ("fomaml", 5, 1, 15, 32, 1),
-    "maml2_20w1s_5steps": ("maml", 20, 1, 5, 16, 5),
-    "protonet_5w1s": ("protonet", 5, 1, 15, 32, 0),
+    # name: (algorithm, ways, shots, queries per class, meta-batch, inner steps, backbone)
+    "maml2_5w1s": ("maml", 5, 1, 15, 32, 1, "conv4"),
+    "maml1_5w1s": ("fomaml", 5, 1, 15, 32, 1, "conv4"),
+    "maml2_20w1s_5steps": ("maml", 20, 1, 5, 16, 5, "conv4"),
+    "protonet_5w1s": ("protonet", 5, 1, 15, 32, 0, "conv4"),
 }
 SPEED_WORKLOADS = tuple(WORKLOADS)
 SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "pytorch")
@@ -45,31 +46,51 @@ SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "pytorch")
 MEMORY_WORKLOADS = tuple(f"maml2_20w1s_{steps}steps" for steps in (1, 5, 10))
 MEMORY_IMPLEMENTATIONS = ("keras_meta", "keras_meta_recompute", "pytorch")
 for _name, _steps in zip(MEMORY_WORKLOADS, (1, 5, 10)):
-    WORKLOADS.setdefault(_name, ("maml", 20, 1, 5, 16, _steps))
+    WORKLOADS.setdefault(_name, ("maml", 20, 1, 5, 16, _steps, "conv4"))
+# Real size: ResNet-12 on mini-ImageNet's shape, 5-way 1-shot, 15 queries, 4 tasks.
+REAL_SIZE_WORKLOADS = ("maml2_resnet12_5w1s", "protonet_resnet12_5w1s")
+WORKLOADS["maml2_resnet12_5w1s"] = ("maml", 5, 1, 15, 4, 1, "resnet12")
+WORKLOADS["protonet_resnet12_5w1s"] = ("protonet", 5, 1, 15, 4, 0, "resnet12")
+INPUT_SHAPES = {"conv4": (28, 28, 1), "resnet12": (84, 84, 3)}
 
 
-def episode(ways, shots, queries, tasks):
+def episode(ways, shots, queries, tasks, backbone):
     import numpy as np
 
     rng = np.random.default_rng(0)
+    shape = INPUT_SHAPES[backbone]
     return (
-        rng.uniform(0, 1, (tasks, ways * shots, 28, 28, 1)).astype("float32"),
+        rng.uniform(0, 1, (tasks, ways * shots, *shape)).astype("float32"),
         np.tile(np.repeat(np.arange(ways), shots), (tasks, 1)).astype("int64"),
-        rng.uniform(0, 1, (tasks, ways * queries, 28, 28, 1)).astype("float32"),
+        rng.uniform(0, 1, (tasks, ways * queries, *shape)).astype("float32"),
         np.tile(np.repeat(np.arange(ways), queries), (tasks, 1)).astype("int64"),
     )
 
 
-def keras_step(algorithm, ways, steps, implementation, data):
+def keras_learner(algorithm, ways, backbone):
+    import keras
+
+    import keras_meta as km
+
+    if backbone == "resnet12":
+        embedding = km.learners.resnet12()
+        if algorithm == "protonet":
+            return embedding
+        return keras.Sequential([embedding, keras.layers.Dense(ways)])
+    return km.learners.conv4_embedding() if algorithm == "protonet" else km.learners.conv4(ways)
+
+
+def keras_step(algorithm, ways, steps, implementation, data, backbone):
     import keras
 
     import keras_meta as km
 
     support_x, support_y, query_x, query_y = data
+    learner = keras_learner(algorithm, ways, backbone)
     if algorithm == "protonet":
-        model = km.ProtoNet(km.learners.conv4_embedding())
+        model = km.ProtoNet(learner)
     else:
-        model = km.MAML(km.learners.conv4(ways), inner_lr=0.4, inner_steps=steps,
+        model = km.MAML(learner, inner_lr=0.4, inner_steps=steps,
                         first_order=algorithm == "fomaml",
                         per_task_gradients=implementation != "keras_meta_reference",
                         recompute_inner_steps=implementation == "keras_meta_recompute")
@@ -80,18 +101,47 @@ def keras_step(algorithm, ways, steps, implementation, data):
     return lambda: model.train_on_batch(inputs, labels)
 
 
-def torch_step(algorithm, ways, steps, data):
+def torch_body(backbone):
+    """The PyTorch twin of `keras_learner`'s embedding: `[N, C, H, W]` → `[N, D]`."""
+    from torch import nn
+
+    if backbone == "conv4":
+        blocks = []
+        for in_channels in (1, 64, 64, 64):
+            blocks += [nn.Conv2d(in_channels, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+        return nn.Sequential(*blocks, nn.Flatten()), 64
+
+    class ResidualBlock(nn.Module):
+        def __init__(self, in_channels, width):
+            super().__init__()
+            layers = []
+            for conv in range(3):
+                layers += [nn.Conv2d(in_channels if conv == 0 else width, width, 3, padding=1,
+                                     bias=False), nn.BatchNorm2d(width)]
+                if conv < 2:
+                    layers.append(nn.LeakyReLU(0.1))
+            self.body = nn.Sequential(*layers)
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, width, 1, bias=False),
+                                          nn.BatchNorm2d(width))
+            self.out = nn.Sequential(nn.LeakyReLU(0.1), nn.MaxPool2d(2, ceil_mode=True))
+
+        def forward(self, x):
+            return self.out(self.body(x) + self.shortcut(x))
+
+    widths = (3, 64, 160, 320, 640)
+    blocks = [ResidualBlock(a, b) for a, b in zip(widths, widths[1:])]
+    return nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten()), widths[-1]
+
+
+def torch_step(algorithm, ways, steps, data, backbone):
     import torch
     from torch import nn
     from torch.func import functional_call
 
     torch.manual_seed(0)
-    blocks = []
-    for in_channels in (1, 64, 64, 64):
-        blocks += [nn.Conv2d(in_channels, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-                   nn.MaxPool2d(2)]
-    body = nn.Sequential(*blocks, nn.Flatten())
-    net = body if algorithm == "protonet" else nn.Sequential(body, nn.Linear(64, ways))
+    body, features = torch_body(backbone)
+    net = body if algorithm == "protonet" else nn.Sequential(body, nn.Linear(features, ways))
     optimizer = torch.optim.Adam(net.parameters(), 1e-3)
     support_x, support_y, query_x, query_y = (torch.from_numpy(a) for a in data)
     support_x, query_x = support_x.permute(0, 1, 4, 2, 3), query_x.permute(0, 1, 4, 2, 3)
@@ -150,12 +200,12 @@ def reset_tensor_stats():
 
 def run_cell(cell):
     workload, implementation = cell.split(":")
-    algorithm, ways, shots, queries, tasks, steps = WORKLOADS[workload]
-    data = episode(ways, shots, queries, tasks)
+    algorithm, ways, shots, queries, tasks, steps, backbone = WORKLOADS[workload]
+    data = episode(ways, shots, queries, tasks, backbone)
     if implementation == "pytorch":
-        step = torch_step(algorithm, ways, steps, data)
+        step = torch_step(algorithm, ways, steps, data, backbone)
     else:
-        step = keras_step(algorithm, ways, steps, implementation, data)
+        step = keras_step(algorithm, ways, steps, implementation, data, backbone)
     built_mib = proc_status_mib("VmRSS")
     start = time.perf_counter()
     step()
@@ -238,6 +288,7 @@ def main(argv):
         return
     speed_rows = [w for w in SPEED_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
     memory_rows = [w for w in MEMORY_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
+    real_rows = [w for w in REAL_SIZE_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
     if FLAGS.table in ("all", "speed") and speed_rows:
         print("Seconds per meta-iteration; peak RSS of later steps = model built + training:")
         print_table(speed_rows, SPEED_IMPLEMENTATIONS,
@@ -248,6 +299,12 @@ def main(argv):
         print_table(memory_rows, MEMORY_IMPLEMENTATIONS,
                     [("recompute / pytorch peak RSS (+)", "keras_meta_recompute", "memory"),
                      ("recompute / pytorch time", "keras_meta_recompute", "seconds")])
+    if FLAGS.table in ("all", "real_size") and real_rows:
+        print("\nReal size: ResNet-12 on 84×84×3, 5-way 1-shot, 15 queries, 4 tasks:")
+        print_table(real_rows, MEMORY_IMPLEMENTATIONS,
+                    [("keras_meta / pytorch time", "keras_meta", "seconds"),
+                     ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory"),
+                     ("recompute / pytorch peak RSS (+)", "keras_meta_recompute", "memory")])
 
 
 if __name__ == "__main__":

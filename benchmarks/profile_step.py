@@ -72,9 +72,9 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    algorithm, ways, shots, queries, tasks, steps = meta_step.WORKLOADS[FLAGS.workload]
+    algorithm, ways, shots, queries, tasks, steps, backbone = meta_step.WORKLOADS[FLAGS.workload]
     step = meta_step.keras_step(algorithm, ways, steps, "keras_meta",
-                                meta_step.episode(ways, shots, queries, tasks))
+                                meta_step.episode(ways, shots, queries, tasks, backbone), backbone)
     step()
     step()
     with tempfile.TemporaryDirectory() as logdir:
