@@ -1,11 +1,13 @@
-"""Times one meta-iteration: keras_meta's default path, its whole-batch
-reference path, and a PyTorch `torch.func` per-task loop (optional); then
-peak memory against the number of inner steps, with and without
-`recompute_inner_steps`.
+"""Times one meta-iteration: keras_meta's default path, MAML's whole-batch
+reference path, ProtoNet's per-task path (`embed_per_task`), and a PyTorch
+`torch.func` per-task loop (optional); then peak memory against the number
+of inner steps, with and without `recompute_inner_steps`; then the same at
+real size.
 
 Each cell runs in its own process (so peak RSS is its own) on random
 data: conv4 (64 filters, batch norm) on 28×28×1 (Omniglot's shape), or
-ResNet-12 on 84×84×3 (mini-ImageNet's), Adam 1e-3. Prints three tables. Each cell: seconds per iteration (median of
+ResNet-12 on 84×84×3 (mini-ImageNet's), Adam 1e-3. Prints three tables.
+Each cell: seconds per iteration (median of
 --iterations after the first; the second step is often slow, so use 3 or
 more) and the first step (tracing + compilation); the peak RSS of the steps
 after the first (freed heap returned to the system first), split into the
@@ -41,7 +43,7 @@ WORKLOADS = {
     "protonet_5w1s": ("protonet", 5, 1, 15, 32, 0, "conv4"),
 }
 SPEED_WORKLOADS = tuple(WORKLOADS)
-SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "pytorch")
+SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "keras_meta_per_task", "pytorch")
 # Memory against inner steps: 20-way 1-shot, second order.
 MEMORY_WORKLOADS = tuple(f"maml2_20w1s_{steps}steps" for steps in (1, 5, 10))
 MEMORY_IMPLEMENTATIONS = ("keras_meta", "keras_meta_recompute", "pytorch")
@@ -88,7 +90,7 @@ def keras_step(algorithm, ways, steps, implementation, data, backbone):
     support_x, support_y, query_x, query_y = data
     learner = keras_learner(algorithm, ways, backbone)
     if algorithm == "protonet":
-        model = km.ProtoNet(learner)
+        model = km.ProtoNet(learner, embed_per_task=implementation == "keras_meta_per_task")
     else:
         model = km.MAML(learner, inner_lr=0.4, inner_steps=steps,
                         first_order=algorithm == "fomaml",
@@ -233,8 +235,9 @@ def measure(workload, implementation):
             import torch  # noqa: F401
         except ImportError:
             return None
-    if implementation.startswith("keras_meta_") and WORKLOADS[workload][0] == "protonet":
-        return None  # ProtoNet has a single path
+    protonet = WORKLOADS[workload][0] == "protonet"
+    if implementation.startswith("keras_meta_") and protonet != (implementation == "keras_meta_per_task"):
+        return None  # ProtoNet's paths: whole meta-batch, or per task
     result = subprocess.run(
         [sys.executable, __file__, f"--cell={workload}:{implementation}",
          f"--iterations={FLAGS.iterations}"], capture_output=True, text=True)
@@ -293,7 +296,8 @@ def main(argv):
         print("Seconds per meta-iteration; peak RSS of later steps = model built + training:")
         print_table(speed_rows, SPEED_IMPLEMENTATIONS,
                     [("keras_meta / pytorch time", "keras_meta", "seconds"),
-                     ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory")])
+                     ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory"),
+                     ("per task / pytorch peak RSS (+)", "keras_meta_per_task", "memory")])
     if FLAGS.table in ("all", "memory") and memory_rows:
         print("\nPeak memory against inner steps, MAML 2nd order, 20-way 1-shot:")
         print_table(memory_rows, MEMORY_IMPLEMENTATIONS,
@@ -301,7 +305,7 @@ def main(argv):
                      ("recompute / pytorch time", "keras_meta_recompute", "seconds")])
     if FLAGS.table in ("all", "real_size") and real_rows:
         print("\nReal size: ResNet-12 on 84×84×3, 5-way 1-shot, 15 queries, 4 tasks:")
-        print_table(real_rows, MEMORY_IMPLEMENTATIONS,
+        print_table(real_rows, MEMORY_IMPLEMENTATIONS + ("keras_meta_per_task",),
                     [("keras_meta / pytorch time", "keras_meta", "seconds"),
                      ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory"),
                      ("recompute / pytorch peak RSS (+)", "keras_meta_recompute", "memory")])

@@ -30,6 +30,8 @@ FACTORIES = {
     "Reptile": (lambda: km.Reptile(km.learners.conv4(3, filters=4), inner_lr=0.3, inner_steps=2),
                 0.5),
     "ProtoNet": (lambda: km.ProtoNet(km.learners.conv4_embedding(filters=4)), 0.1),
+    "ProtoNetPerTask": (lambda: km.ProtoNet(km.learners.conv4_embedding(filters=4),
+                                            embed_per_task=True), 0.1),
     "MatchingNet": (lambda: km.MatchingNet(km.learners.conv4_embedding(filters=4),
                                            full_context_embeddings=True), 0.02),
     "RelationNet": (lambda: km.RelationNet(

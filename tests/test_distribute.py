@@ -17,8 +17,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-MIRRORED = ["MAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus", "ProtoNet", "MatchingNet",
-            "RelationNet", "MultiTask", "SNAIL", "LEO", "MetaLSTM"]
+MIRRORED = ["MAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus", "ProtoNet", "ProtoNetPerTask",
+            "MatchingNet", "RelationNet", "MultiTask", "SNAIL", "LEO", "MetaLSTM"]
 
 
 @pytest.fixture(scope="module")

@@ -289,3 +289,47 @@ def test_metamodel_docstring_example_is_protonet_and_trains_through_the_default_
     before = nearest_mean.evaluate(inputs, query_y, verbose=0)
     nearest_mean.fit(inputs, query_y, batch_size=3, epochs=5, verbose=0)
     assert nearest_mean.evaluate(inputs, query_y, verbose=0) < before
+
+
+def train_step_result(model, inputs, query_y):
+    """`(weights after one SGD(1) step, moving statistics)` of `model`."""
+    model.compile(optimizer=keras.optimizers.SGD(1.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.train_on_batch(inputs, query_y)
+    return ([v.numpy() for v in model.trainable_variables],
+            [v.numpy() for v in model.non_trainable_variables])
+
+
+@pytest.mark.parametrize("name", ["ProtoNet", "MatchingNet"])
+def test_embedding_per_task_without_batch_norm_gives_the_default_step(name):
+    inputs, query_y = episode(tasks=4)
+    cls = {"ProtoNet": km.ProtoNet, "MatchingNet": km.MatchingNet}[name]
+    default, per_task = (train_step_result(cls(dense_embedding(), embed_per_task=flag),
+                                           inputs, query_y)[0] for flag in (False, True))
+    for a, b in zip(default, per_task):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    config = cls(dense_embedding(), embed_per_task=True).get_config()
+    assert cls.from_config(config).embed_per_task is True
+
+
+def test_embedding_per_task_with_batch_norm_averages_single_task_steps():
+    """Each task normalised by its own statistics: the step equals the mean of
+    the default path's steps on each task alone, moving statistics included."""
+    inputs, query_y = episode(tasks=3, features=(8, 8, 1))
+
+    def model(embed_per_task):
+        keras.utils.set_random_seed(3)
+        return km.ProtoNet(km.learners.conv4_embedding(filters=3, input_shape=(8, 8, 1),
+                                                      pooled_blocks=2),
+                           embed_per_task=embed_per_task)
+
+    weights, moving = train_step_result(model(True), inputs, query_y)
+    singles = [train_step_result(model(False), {k: v[t:t + 1] for k, v in inputs.items()},
+                                 query_y[t:t + 1]) for t in range(3)]
+    for i, value in enumerate(weights):
+        np.testing.assert_allclose(value, np.mean([s[0][i] for s in singles], axis=0),
+                                   rtol=1e-5, atol=1e-6)
+    for i, value in enumerate(moving):
+        np.testing.assert_allclose(value, np.mean([s[1][i] for s in singles], axis=0),
+                                   rtol=1e-5, atol=1e-6)
+    assert max(np.abs(a - b).max() for a, b in zip(moving, model(False).non_trainable_variables)) > 1e-3

@@ -8,9 +8,10 @@ one trained model serves any number of ways. The metric learners
 (`metric.MetricModel`), SNAIL and LEO build on it.
 """
 
+import keras
 import tensorflow as tf
 
-from keras_meta import batch_norm, episode, export
+from keras_meta import arguments, batch_norm, episode, export
 from keras_meta.meta_model import MetaModel
 
 
@@ -21,23 +22,80 @@ class EmbeddingModel(MetaModel):
     Args:
       embedding: a Keras model mapping `[N, *features]` to `[N, ...]`
         (vectors or feature maps).
+      embed_per_task: if True, `fit` embeds and differentiates one task of
+        the meta-batch at a time (up to `parallel_tasks` at once) and
+        averages their gradients, so the activations held are those of the
+        tasks in flight, not of the whole meta-batch. Batch norm then
+        normalises each task with its own statistics (as the ProtoNet paper's
+        one-episode batches do), and its moving statistics take one update
+        per step from the mean of the tasks'. Random layers (dropout) draw
+        the same noise for every task of a step. Without batch norm and
+        random layers the gradients equal the default path's.
 
     Batch norm in the embedding behaves as in any Keras model: batch
-    statistics (over the support and query sets of the whole meta-batch)
-    during `fit`, moving statistics otherwise. Under `tf.distribute` the
-    batch statistics are all-reduced over the replicas' tasks, so they stay
-    those of the whole global meta-batch
-    (`batch_norm.global_batch_statistics`).
+    statistics (over the support and query sets of the whole meta-batch,
+    or of each task with `embed_per_task`) during `fit`, moving statistics
+    otherwise. Under `tf.distribute` the whole meta-batch's statistics are
+    all-reduced over the replicas' tasks, so they stay those of the whole
+    global meta-batch (`batch_norm.global_batch_statistics`).
     """
 
     learner_argument = "embedding"
 
-    def __init__(self, embedding, **kwargs):
+    def __init__(self, embedding, embed_per_task=False, **kwargs):
+        arguments.check_bool("embed_per_task", embed_per_task)
         super().__init__(embedding, **kwargs)
+        self.embed_per_task = embed_per_task
 
     def call(self, inputs, training=False, **options):
+        if self.embed_per_task:  # statistics of one task: nothing to share between replicas
+            return super().call(inputs, training=training, **options)
         with batch_norm.global_batch_statistics(self):
             return super().call(inputs, training=training, **options)
+
+    def meta_gradients(self, x, y, sample_weight=None):
+        """With `embed_per_task`, the mean over tasks of each task's gradient
+        of `meta_loss` on that task alone; the moving statistics the tasks
+        would set are averaged and assigned once."""
+        if not self.embed_per_task:
+            return super().meta_gradients(x, y, sample_weight)
+        variables = self.trainable_variables
+        state = [v for v in self.non_trainable_variables
+                 if keras.backend.is_float_dtype(v.dtype)]
+        inputs = episode.validate_inputs(x)
+        keys = sorted(inputs)
+        elements = [inputs[key] for key in keys] + [tf.convert_to_tensor(y)]
+        if sample_weight is not None:
+            elements.append(tf.convert_to_tensor(sample_weight))
+
+        def task(*values):
+            one = [v[None] for v in values]
+            task_x, task_y = dict(zip(keys, one)), one[len(keys)]
+            task_weight = one[len(keys) + 1] if sample_weight is not None else None
+            with tf.GradientTape() as tape, keras.StatelessScope() as scope:
+                predictions, loss = self.meta_loss(task_x, task_y, task_weight)
+                scaled_loss = self.optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled_loss, variables)
+            grads = [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
+            moved = [scope.get_current_value(v) for v in state]
+            moved = [tf.convert_to_tensor(v.value) if m is None else m for m, v in zip(moved, state)]
+            return [predictions[0], tf.cast(loss, self.compute_dtype), *grads, *moved]
+
+        signature = [tf.TensorSpec(None, self.compute_dtype), tf.TensorSpec((), self.compute_dtype)]
+        signature += [tf.TensorSpec(v.shape, v.dtype) for v in variables + state]
+        y_pred, losses, *results = self.map_tasks(task, tuple(elements), signature)
+        means = [tf.reduce_mean(r, axis=0) for r in results]
+        grads, moving = means[:len(variables)], means[len(variables):]
+        replica = tf.distribute.get_replica_context()
+        if moving and replica is not None and replica.num_replicas_in_sync > 1:
+            # Replicas hold equal shares of the tasks: the mean of their means.
+            moving = replica.all_reduce(tf.distribute.ReduceOp.MEAN, moving)
+        for variable, value in zip(state, moving):
+            variable.assign(value)
+        return grads, y_pred, tf.reduce_mean(losses)
+
+    def get_config(self):
+        return {**super().get_config(), "embed_per_task": self.embed_per_task}
 
     def export_endpoints(self, episode_specs):
         """`embed(x)`: `[N, *features]` → `[N, *embedding]`, the embedding
