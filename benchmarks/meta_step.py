@@ -43,7 +43,8 @@ WORKLOADS = {
     "protonet_5w1s": ("protonet", 5, 1, 15, 32, 0, "conv4"),
 }
 SPEED_WORKLOADS = tuple(WORKLOADS)
-SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "keras_meta_per_task", "pytorch")
+SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "keras_meta_per_task",
+                         "pytorch")
 # Memory against inner steps: 20-way 1-shot, second order.
 MEMORY_WORKLOADS = tuple(f"maml2_20w1s_{steps}steps" for steps in (1, 5, 10))
 MEMORY_IMPLEMENTATIONS = ("keras_meta", "keras_meta_recompute", "pytorch")
@@ -236,7 +237,8 @@ def measure(workload, implementation):
         except ImportError:
             return None
     protonet = WORKLOADS[workload][0] == "protonet"
-    if implementation.startswith("keras_meta_") and protonet != (implementation == "keras_meta_per_task"):
+    per_task = implementation == "keras_meta_per_task"
+    if implementation.startswith("keras_meta_") and protonet != per_task:
         return None  # ProtoNet's paths: whole meta-batch, or per task
     result = subprocess.run(
         [sys.executable, __file__, f"--cell={workload}:{implementation}",

@@ -153,8 +153,9 @@ def _input_gradients(dy, images, gamma, mean, variance, epsilon):
 
 
 def _gradients_from_statistics(dy, images, gamma, mean, variance, epsilon):
-    """The formula of `_exact_gradients` for known batch statistics, in the
-    fewest passes over `[N, H, W, C]`: dx = a·dy + b·x + c per channel."""
+    """Batch norm's gradients for the batch statistics `mean`, `variance`
+    `[C]` of `images` `[N, H, W, C]`, in the fewest passes over it:
+    dx = a·dy + b·x + c per channel (see `_exact_gradients`)."""
     inverse_std = tf.math.rsqrt(variance + epsilon)
     count = tf.cast(tf.size(images) // tf.shape(images)[-1], images.dtype)
     dbeta = tf.reduce_sum(dy, axis=[0, 1, 2])
@@ -166,17 +167,11 @@ def _gradients_from_statistics(dy, images, gamma, mean, variance, epsilon):
 
 
 def _exact_gradients(dy, images, gamma, epsilon):
-    """Batch norm's gradients in training mode as differentiable ops:
+    """Batch norm's gradients in training mode as differentiable ops of
+    `dy`, `images` and `gamma`, the statistics recomputed from `images`:
     with x̂ the normalized input and n the count per channel,
     dβ = Σ dy, dγ = Σ dy·x̂, dx = γ/σ · (dy − (dβ + x̂·dγ) / n)."""
-    mean, variance = _image_moments(images)
-    inverse_std = tf.math.rsqrt(variance + epsilon)
-    normalized = (images - mean) * inverse_std
-    dbeta = tf.reduce_sum(dy, axis=[0, 1, 2])
-    dgamma = tf.reduce_sum(dy * normalized, axis=[0, 1, 2])
-    count = tf.cast(tf.size(images) // tf.shape(images)[-1], images.dtype)
-    dx = (gamma * inverse_std) * (dy - (dbeta + normalized * dgamma) / count)
-    return dx, dgamma, dbeta
+    return _gradients_from_statistics(dy, images, gamma, *_image_moments(images), epsilon)
 
 
 def _image_moments(images):

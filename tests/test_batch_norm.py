@@ -66,7 +66,8 @@ def test_meta_gradient_through_batch_norm_matches_finite_differences(float64, na
     np.testing.assert_allclose(bias_grad, 0.0, atol=1e-12)
 
 
-@pytest.mark.parametrize("shape", [(7, 5, 5, 4), (9, 4), (3, 6, 4)], ids=["images", "vectors", "sequences"])
+@pytest.mark.parametrize("shape", [(7, 5, 5, 4), (9, 4), (3, 6, 4)],
+                         ids=["images", "vectors", "sequences"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_exact_batch_norm_gives_keras_values_and_first_gradients(shape, dtype):
     """Fused (float32) or element-wise (float64): the outputs, the moving
