@@ -289,3 +289,17 @@ def test_bad_sources(omniglot_data_dir):
     with pytest.raises(ValueError, match=r"`classes`: unknown alphabet 'Klingon'; available: "
                                          r"\['Balinese', .*'Tagalog'\]"):
         km.data.episodes("omniglot_minimal", classes=["Klingon"], group_by="alphabet", **common)
+
+
+def test_streams_run_without_the_autotune_thread():
+    """Deleting an iterator waits for tf.data's autotune thread to wake (up to a
+    minute; `fit` stalled 10–23 s on return): no stream of the library starts it."""
+    images, labels = synthetic([5] * 4)
+    streams = {
+        "episodes": episodes(images, labels),
+        "sinusoid_episodes": km.data.sinusoid_episodes(),
+        "labelled_batches": km.data.labelled_batches(source(images, labels), batch_size=4)[0],
+    }
+    for name, stream in streams.items():
+        assert stream.options().autotune.enabled is False, name
+        assert len(list(stream.take(3))) == 3, name

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_meta import arguments
-from keras_meta.data import class_split, image_table, omniglot, sampling
+from keras_meta.data import class_split, image_table, omniglot, sampling, stream
 
 
 def labelled_batches(source, *, batch_size, classes=None, split=None, group_by=None, seed=0,
@@ -49,7 +49,7 @@ def labelled_batches(source, *, batch_size, classes=None, split=None, group_by=N
         images = np.concatenate([np.rot90(images, k, axes=(1, 2)) for k in turns])
         labels = np.concatenate([labels + k * num_classes for k in turns])
         num_classes *= sampling.QUARTER_TURNS
-    dataset = (
+    dataset = stream.without_autotune(
         tf.data.Dataset.from_tensor_slices((images, labels))
         .shuffle(len(labels), seed=seed)
         .repeat()

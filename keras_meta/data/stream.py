@@ -18,6 +18,14 @@ worker `w` of `W` receives the `w`-th `1/W` of the tasks of each global
 batch (`tests/test_distribute.py`). Every worker samples the whole batch
 and keeps its share, so workers never see the same tasks and a run stays
 reproducible.
+
+Every stream turns tf.data's autotuning off (`without_autotune`). Its model
+thread sleeps between optimisation passes for up to a minute, and deleting
+an iterator waits for that thread to wake. `fit` and `evaluate` delete their
+iterator when they return, and they stalled there for 10–23 s after a
+600-iteration MAML run (about one run in two). The streams gather from
+images held in memory: a parallel call per core keeps them ahead of every
+training step (`benchmarks/episodes.py`).
 """
 
 import keras
@@ -36,7 +44,8 @@ def counter_stream(batch, start=0):
         begins, such as `AtomicBackupAndRestore(...).start_iteration`.
 
     Returns:
-      An infinite dataset, mapped in parallel, deterministic, prefetched.
+      An infinite dataset, mapped in parallel (a call per core), deterministic,
+      prefetched, without autotuning.
     """
     if isinstance(start, (keras.Variable, tf.Variable)):
         if not tf.as_dtype(start.dtype).is_integer or tuple(start.shape) != ():
@@ -47,6 +56,15 @@ def counter_stream(batch, start=0):
     else:
         arguments.check_int("start", start, minimum=0)
         indices = tf.data.Dataset.counter(start=start)
-    return (indices
-            .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
+    return without_autotune(indices
+                            .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                            .prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotune(dataset):
+    """`dataset` with tf.data's autotuning off: `AUTOTUNE` parallelism means a
+    call per core and prefetch buffers grow while the consumer waits, with no
+    model thread for the iterator's deletion to wait on."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
