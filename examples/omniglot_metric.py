@@ -8,6 +8,12 @@ alphabets with rotations; test: Sanskrit and Tagalog, 59 characters).
     python examples/omniglot_metric.py --model=protonet --ways=5 --shots=1 \
         --iterations=1000 --test_tasks=600
     python examples/omniglot_metric.py --model=finetune --ways=20 --shots=1
+    python examples/omniglot_metric.py --model=protonet --within_alphabet_trials=1000
+
+`--within_alphabet_trials=N` also runs N of Lake et al.'s one-shot trials on
+the test alphabets: 20 characters of one alphabet (Tagalog's 17), one
+drawer's drawing of each as the support set, another drawer's drawings as
+the queries; it prints the error, as Lake et al. report it.
 """
 
 import os
@@ -40,6 +46,10 @@ flags.DEFINE_float("head_lr", 0.1, "Their learning rate.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("test_tasks", 600, "Test tasks to evaluate on.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and training data (test tasks use seed + 1).")
+flags.DEFINE_integer("within_alphabet_trials", 0, "Also run this many 20-way within-alphabet "
+                     "one-shot trials on the test alphabets (0: none).", lower_bound=0)
+
+TRIAL_WAYS = 20
 
 
 def build_model(num_classes):
@@ -86,6 +96,14 @@ def test_accuracies(model):
     return np.concatenate(accuracies)[:FLAGS.test_tasks]
 
 
+def within_alphabet_accuracies(model):
+    """Accuracy of each of --within_alphabet_trials trials, `[trials]`."""
+    trials = km.data.omniglot_episodes(
+        "test", ways=TRIAL_WAYS, shots=1, query_shots=1, meta_batch_size=20,
+        seed=FLAGS.seed + 1, within_alphabet=True)
+    return km.evaluation.evaluate_tasks(model, trials, FLAGS.within_alphabet_trials).accuracy
+
+
 def main(argv):
     del argv
     keras.utils.set_random_seed(FLAGS.seed)
@@ -100,6 +118,11 @@ def main(argv):
     print(f"{FLAGS.model} Omniglot-minimal test {FLAGS.ways}-way {FLAGS.shots}-shot: "
           f"{100 * mean:.2f} ± {100 * half_width:.2f}% over {FLAGS.test_tasks} tasks "
           f"({FLAGS.iterations} iterations, seed {FLAGS.seed}, {train_seconds:.0f} s training)")
+    if FLAGS.within_alphabet_trials:
+        mean, half_width = km.stats.mean_confidence_interval(within_alphabet_accuracies(model))
+        print(f"{FLAGS.model} Omniglot-minimal test {TRIAL_WAYS}-way within-alphabet one-shot "
+              f"error: {100 * (1 - mean):.2f} ± {100 * half_width:.2f}% over "
+              f"{FLAGS.within_alphabet_trials} trials")
 
 
 if __name__ == "__main__":

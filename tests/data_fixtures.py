@@ -77,5 +77,6 @@ def omniglot_reference(omniglot_data_dir):
         "label": examples["label"],
         "alphabet": np.array([alphabet_names[i] for i in examples["alphabet"]]),
         "alphabet_char_id": examples["alphabet_char_id"],
+        "drawer": examples["drawer"],
         "lookup": rotation_lookup(preprocessed),
     }

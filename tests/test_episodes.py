@@ -281,7 +281,7 @@ def test_bad_sources(omniglot_data_dir):
         km.data.episodes("omniglot_minimal", tfds_split="test", **common)
     with pytest.raises(ValueError, match=r"`label_key`: 'digit' is not a feature of `source`; "
                                          r"available features: \['alphabet', 'alphabet_char_id', "
-                                         r"'image', 'label'\]"):
+                                         r"'drawer', 'image', 'label'\]"):
         km.data.episodes("omniglot_minimal", label_key="digit", **common)
     with pytest.raises(ValueError, match=r"`group_by`: 'script' is not a feature of `source`; "
                                          r"available features: \['alphabet', "):
@@ -303,3 +303,67 @@ def test_streams_run_without_the_autotune_thread():
     for name, stream in streams.items():
         assert stream.options().autotune.enabled is False, name
         assert len(list(stream.take(3))) == 3, name
+
+
+def grouped_source(drawers_per_class=4, groups=(0, 0, 1, 1, 1, 1), missing=None):
+    """Feature dicts: class `c` in group `groups[c]`, one example per drawer
+    (numbered 10, 20, ...), less the `(class, drawer index)` in `missing`."""
+    rng = np.random.default_rng(3)
+    rows = [(c, g, 10 * (d + 1)) for c, g in enumerate(groups) for d in range(drawers_per_class)
+            if (c, d) != missing]
+    images = rng.integers(0, 256, (len(rows), SIZE, SIZE, 1), dtype=np.uint8)
+    labels, group, drawer = (np.array(column) for column in zip(*rows))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {"image": images, "label": labels, "group": group, "drawer": drawer})
+    return dataset, images, labels, group, drawer
+
+
+def test_within_group_and_drawer_episodes():
+    dataset, images, labels, groups, drawers = grouped_source()
+    index_of = {image.tobytes(): i for i, image in enumerate(images)}
+    stream = km.data.episodes(dataset, ways=3, shots=1, query_shots=2, meta_batch_size=2,
+                              group_by="group", within_group=True, drawer_key="drawer", seed=5)
+    assert stream.element_spec[0]["support_x"].shape.as_list() == [2, None, SIZE, SIZE, 1]
+    seen_groups, seen_drawers = set(), set()
+    for inputs, query_y in stream.take(20).as_numpy_iterator():
+        found = [[[index_of[np.round(image * 255).astype(np.uint8).tobytes()] for image in task]
+                  for task in inputs[key]] for key in ("support_x", "query_x")]
+        batch_groups = {int(groups[i]) for part in found for task in part for i in task}
+        assert len(batch_groups) == 1
+        group = batch_groups.pop()
+        seen_groups.add(group)
+        ways = {0: 2, 1: 3}[group]  # group 0 has 2 classes: capped
+        assert inputs["support_x"].shape[1] == ways and query_y.shape[1] == 2 * ways
+        for support, query, support_y, task_y in zip(*found, inputs["support_y"], query_y):
+            assert len({int(drawers[i]) for i in support}) == 1
+            assert len({int(drawers[i]) for i in query}) == 2
+            assert not {int(drawers[i]) for i in support} & {int(drawers[i]) for i in query}
+            seen_drawers.update(int(drawers[i]) for i in support + query)
+            label_class = {}
+            for indices, task_labels in ((support, support_y), (query, task_y)):
+                for i, label in zip(indices, task_labels):
+                    assert label_class.setdefault(int(label), int(labels[i])) == int(labels[i])
+            assert len(set(label_class.values())) == ways
+    assert seen_groups == {0, 1} and seen_drawers == {10, 20, 30, 40}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"within_group": True}, r"`within_group=True` needs `group_by`"),
+    ({"within_group": "yes", "group_by": "group"}, r"`within_group` must be a bool"),
+    ({"drawer_key": "artist"}, r"`drawer_key`: 'artist' is not a feature of `source`"),
+    ({"drawer_key": "drawer", "missing": (2, 1)},
+     r"every class needs exactly one example of each drawer; class 2 has 0 of drawer number 1"),
+])
+def test_within_group_and_drawer_bad_input(kwargs, message):
+    missing = kwargs.pop("missing", None)
+    dataset = grouped_source(drawers_per_class=4 if missing is None else 5, missing=missing)[0]
+    arguments = {"ways": 2, "shots": 1, "query_shots": 1, "meta_batch_size": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        km.data.episodes(dataset, **arguments)
+
+
+def test_drawer_key_needs_feature_dicts():
+    images, labels = synthetic([4] * 3)
+    with pytest.raises(ValueError, match=r"`drawer_key`='drawer' needs a dataset of feature dicts"):
+        km.data.episodes(source(images, labels), ways=2, shots=1, query_shots=1,
+                         meta_batch_size=1, drawer_key="drawer")

@@ -203,3 +203,101 @@ def test_maml_fits_on_omniglot_train(omniglot_data_dir):
                   metrics=["accuracy"])
     history = model.fit(train, steps_per_epoch=3, epochs=1, verbose=0)
     assert all(math.isfinite(loss) for loss in history.history["loss"])
+
+
+def test_within_alphabet_trials(omniglot_data_dir, omniglot_reference):
+    """Lake et al.'s 20-way one-shot trials: one alphabet per batch (Tagalog's
+    17 characters capped), the support set one drawer's drawing of each
+    character, the queries another drawer's drawings of the same characters."""
+    stream = km.data.omniglot_episodes("test", ways=20, shots=1, query_shots=1, meta_batch_size=3,
+                                       within_alphabet=True, seed=4, data_dir=omniglot_data_dir)
+    assert stream.element_spec[0]["support_x"].shape.as_list() == [3, None, 28, 28, 1]
+    characters = collections.Counter(
+        str(a) for a, _ in set(zip(omniglot_reference["alphabet"], omniglot_reference["label"])))
+    identify = identify_in(omniglot_reference)
+    seen_alphabets, seen_drawers = collections.Counter(), set()
+    for inputs, query_y in stream.take(12).as_numpy_iterator():
+        batch_alphabets = set()
+        for support_x, support_y, query_x, labels in zip(
+                inputs["support_x"], inputs["support_y"], inputs["query_x"], query_y):
+            drawers, character_of_label = [], []
+            for images, task_labels in ((support_x, support_y), (query_x, labels)):
+                indices = [identify(image)[1] for image in images]
+                drawers.append(set(omniglot_reference["drawer"][indices]))
+                batch_alphabets.update(omniglot_reference["alphabet"][indices])
+                character_of_label.append(dict(zip(task_labels.tolist(),
+                                                   omniglot_reference["label"][indices])))
+            assert len(drawers[0]) == len(drawers[1]) == 1 and drawers[0] != drawers[1]
+            seen_drawers.update(drawers[0] | drawers[1])
+            assert character_of_label[0] == character_of_label[1]  # same characters, same labels
+            assert len(set(character_of_label[0].values())) == len(support_y)
+            assert sorted(support_y.tolist()) == sorted(labels.tolist()) == list(range(len(support_y)))
+        assert len(batch_alphabets) == 1
+        alphabet = batch_alphabets.pop()
+        assert inputs["support_x"].shape[1] == min(20, characters[alphabet])
+        seen_alphabets[alphabet] += 1
+    assert set(seen_alphabets) == SPLIT_ALPHABETS["test"]
+    assert characters["Tagalog"] == 17 and len(seen_drawers) > 10
+    again = km.data.omniglot_episodes("test", ways=20, shots=1, query_shots=1, meta_batch_size=3,
+                                      within_alphabet=True, seed=4, data_dir=omniglot_data_dir)
+    for first, second in zip(stream.take(3).as_numpy_iterator(), again.take(3).as_numpy_iterator()):
+        np.testing.assert_array_equal(first[0]["query_x"], second[0]["query_x"])
+
+
+def test_within_alphabet_training_stream_is_static_and_rotates_within_the_alphabet(
+        omniglot_data_dir, omniglot_reference):
+    stream = km.data.omniglot_episodes("train", ways=5, shots=2, query_shots=3, meta_batch_size=4,
+                                       within_alphabet=True, data_dir=omniglot_data_dir)
+    assert stream.element_spec[0]["support_x"].shape == (4, 10, 28, 28, 1)
+    identify = identify_in(omniglot_reference)
+    turns = set()
+    for inputs, query_y in stream.take(6).as_numpy_iterator():
+        alphabets = set()
+        for support_x, query_x in zip(inputs["support_x"], inputs["query_x"]):
+            found = [identify(image) for image in support_x], [identify(image) for image in query_x]
+            support_drawers, query_drawers = ({int(omniglot_reference["drawer"][i]) for _, i in f}
+                                              for f in found)
+            assert len(support_drawers) == 2 and len(query_drawers) == 3
+            assert not support_drawers & query_drawers
+            alphabets.update(omniglot_reference["alphabet"][[i for _, i in found[0] + found[1]]])
+            turns.update(t for (_, t), _ in found[0])
+        assert len(alphabets) == 1 and alphabets <= SPLIT_ALPHABETS["train"]
+    assert turns == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"source": "omniglot"}, r"`within_alphabet=True` needs source='omniglot_minimal'"),
+    ({"within_alphabet": 1}, r"`within_alphabet` must be a bool"),
+    ({"shots": 10, "query_shots": 11}, r"`shots` \+ `query_shots` = 21 exceeds the examples"),
+])
+def test_within_alphabet_bad_input(kwargs, message, omniglot_data_dir):
+    with pytest.raises(ValueError, match=message):
+        km.data.omniglot_episodes("test", **{"within_alphabet": True, "data_dir": omniglot_data_dir,
+                                             **kwargs})
+
+
+def test_few_shot_evaluation_of_within_alphabet_trials(omniglot_data_dir):
+    """Batches of 20 and of 17 ways evaluate correctly: the callback's accuracy
+    equals nearest-prototype accuracy computed in numpy on the same tasks."""
+    stream = km.data.omniglot_episodes("test", ways=20, shots=1, query_shots=1, meta_batch_size=2,
+                                       within_alphabet=True, seed=2, data_dir=omniglot_data_dir)
+    keras.utils.set_random_seed(0)
+    embedding = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(16)])
+    model = km.ProtoNet(embedding)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = km.callbacks.FewShotEvaluation(stream, num_tasks=16, prefix="within")
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    expected, ways = [], set()
+    for inputs, query_y in stream.take(8).as_numpy_iterator():
+        ways.add(query_y.shape[1])
+        for support_x, support_y, query_x, labels in zip(
+                inputs["support_x"], inputs["support_y"], inputs["query_x"], query_y):
+            support, query = (embedding(x).numpy().astype(np.float64) for x in (support_x, query_x))
+            prototypes = support[np.argsort(support_y)]  # one shot: the support embeddings
+            distances = ((query[:, None] - prototypes[None]) ** 2).sum(-1)
+            expected.append(np.mean(distances.argmin(-1) == labels))
+    assert ways == {17, 20}
+    np.testing.assert_allclose(callback.results.accuracy, expected)
+    assert logs["within_accuracy"] == pytest.approx(np.mean(expected))

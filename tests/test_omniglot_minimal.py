@@ -55,11 +55,15 @@ def test_greek_and_latin_counted_once(omniglot_reference):
     assert per_alphabet["Greek"] == 24 * 20 and per_alphabet["Latin"] == 26 * 20
 
 
-def test_features_match_tfds_omniglot():
+def test_features_match_tfds_omniglot_plus_the_drawer():
     ours = tfds.builder("omniglot_minimal").info.features
     theirs = tfds.builder("omniglot").info.features
-    assert ours.get_serialized_info() == theirs.get_serialized_info()
-    assert ours.get_tensor_info() == theirs.get_tensor_info()
+    tensors = dict(ours.get_tensor_info())
+    assert tensors.pop("drawer") == tfds.features.TensorInfo(shape=(), dtype=np.int64)
+    assert tensors == theirs.get_tensor_info()
+    serialized = dict(ours.get_serialized_info())
+    del serialized["drawer"]
+    assert serialized == theirs.get_serialized_info()
     for key in theirs.keys():
         assert type(ours[key]) is type(theirs[key])
         if isinstance(theirs[key], tfds.features.ClassLabel):
@@ -70,18 +74,22 @@ def test_features_match_tfds_omniglot():
 def test_fields_and_images_match_the_archives(omniglot_reference):
     expected = collections.defaultdict(list)
     for (alphabet, character, file_name), png in zip_drawings().items():
-        global_id = int(file_name.split("_")[0])
-        key = (alphabet, int(character[len("character"):]) - 1, global_id - 1)
+        global_id, drawer = map(int, file_name[:-len(".png")].split("_"))
+        key = (alphabet, int(character[len("character"):]) - 1, global_id - 1, drawer)
         pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
         expected[key].append(np.repeat(pixels[..., None], 3, axis=-1).tobytes())
     actual = collections.defaultdict(list)
-    for image, alphabet, char_id, label in zip(
+    for image, alphabet, char_id, label, drawer in zip(
             omniglot_reference["image"], omniglot_reference["alphabet"],
-            omniglot_reference["alphabet_char_id"], omniglot_reference["label"]):
-        actual[(str(alphabet), int(char_id), int(label))].append(image.tobytes())
+            omniglot_reference["alphabet_char_id"], omniglot_reference["label"],
+            omniglot_reference["drawer"]):
+        actual[(str(alphabet), int(char_id), int(label), int(drawer))].append(image.tobytes())
     assert actual.keys() == expected.keys()
     for key in expected:
         assert sorted(actual[key]) == sorted(expected[key]), key
+    # Greek and Latin are in both archives: one example per drawer of each character.
+    assert set(map(len, actual.values())) == {1}
+    assert {key[3] for key in actual} == set(range(1, 21))
 
 
 def test_license_and_attribution_are_packaged():

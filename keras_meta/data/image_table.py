@@ -25,22 +25,25 @@ class ImageTable:
       labels: `[N]` int64 class labels.
       groups: `[N]` int64 values of the grouping feature, or None.
       group_names: names of the group ids (a TFDS `ClassLabel`'s names), or None.
+      drawers: `[N]` int64 values of the drawer feature, or None.
     """
 
     images: np.ndarray
     labels: np.ndarray
     groups: np.ndarray | None = None
     group_names: tuple | None = None
+    drawers: np.ndarray | None = None
 
 
 def load_image_table(source, *, preprocess=None, image_size=None, tfds_split="train",
-                     data_dir=None, image_key="image", label_key="label", group_by=None):
+                     data_dir=None, image_key="image", label_key="label", group_by=None,
+                     drawer_key=None):
     """Reads, decodes and preprocesses every example of `source`.
 
     Args:
       source: a TFDS dataset name, or a `tf.data.Dataset` of `(image, label)`
         pairs or of feature dicts holding `image_key`, `label_key` (and
-        `group_by`).
+        `group_by`, `drawer_key`).
       preprocess: `image [H, W, C] -> float32 [H', W', C']`; by default
         `tf.image.convert_image_dtype(image, tf.float32)`.
       image_size: `(height, width)` to resize to (antialiased) after
@@ -49,26 +52,31 @@ def load_image_table(source, *, preprocess=None, image_size=None, tfds_split="tr
       data_dir: TFDS data directory (TFDS's default when None).
       image_key, label_key: feature names of the image and the class label.
       group_by: name of a feature grouping classes (e.g. "alphabet"), or None.
+      drawer_key: name of an integer feature saying who made each example
+        (e.g. Omniglot's "drawer"), or None.
 
     Returns:
       An `ImageTable`.
     """
-    for argument, key in (("image_key", image_key), ("label_key", label_key), ("group_by", group_by)):
-        if not isinstance(key, str) and (argument != "group_by" or key is not None):
+    optional = ("group_by", "drawer_key")
+    for argument, key in (("image_key", image_key), ("label_key", label_key),
+                          ("group_by", group_by), ("drawer_key", drawer_key)):
+        if not isinstance(key, str) and (argument not in optional or key is not None):
             raise ValueError(f"`{argument}` must be a feature name (str); received {key!r}.")
     if isinstance(source, str):
         dataset, group_names = _tfds_dataset(source, tfds_split, data_dir,
-                                             (image_key, label_key, group_by))
+                                             (image_key, label_key, group_by, drawer_key))
     elif isinstance(source, tf.data.Dataset):
-        dataset, group_names = _as_feature_dicts(source, group_by), None
+        dataset, group_names = _as_feature_dicts(source, group_by, drawer_key), None
     else:
         raise ValueError(
             "`source` must be a TFDS dataset name or a tf.data.Dataset; received "
             f"{type(source).__name__}."
         )
-    _check_features(dataset.element_spec, image_key, label_key, group_by)
+    _check_features(dataset.element_spec, image_key, label_key, group_by, drawer_key)
     columns = dataset.map(
-        lambda example: _columns(example, preprocess, image_size, image_key, label_key, group_by),
+        lambda example: _columns(example, preprocess, image_size, image_key, label_key, group_by,
+                                 drawer_key),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     _check_image_spec(columns.element_spec[0], preprocess)
@@ -76,7 +84,8 @@ def load_image_table(source, *, preprocess=None, image_size=None, tfds_split="tr
     if not arrays:
         raise ValueError("`source` has no examples.")
     groups = arrays[2] if group_by is not None else None
-    return ImageTable(arrays[0], arrays[1].astype(np.int64), groups, group_names)
+    drawers = arrays[3] if drawer_key is not None else None
+    return ImageTable(arrays[0], arrays[1].astype(np.int64), groups, group_names, drawers)
 
 
 def _tfds_dataset(name, split, data_dir, keys):
@@ -101,16 +110,17 @@ def _tfds_dataset(name, split, data_dir, keys):
     return dataset, names
 
 
-def _as_feature_dicts(dataset, group_by):
+def _as_feature_dicts(dataset, group_by, drawer_key):
     spec = dataset.element_spec
     if isinstance(spec, dict):
         return dataset
     if isinstance(spec, tuple) and len(spec) == 2:
-        if group_by is not None:
-            raise ValueError(
-                f"`group_by`={group_by!r} needs a dataset of feature dicts; `source` "
-                "yields (image, label) pairs."
-            )
+        for argument, key in (("group_by", group_by), ("drawer_key", drawer_key)):
+            if key is not None:
+                raise ValueError(
+                    f"`{argument}`={key!r} needs a dataset of feature dicts; `source` "
+                    "yields (image, label) pairs."
+                )
         return dataset.map(lambda image, label: {"image": image, "label": label})
     raise ValueError(
         "`source` must yield (image, label) pairs or feature dicts; its element spec "
@@ -118,9 +128,10 @@ def _as_feature_dicts(dataset, group_by):
     )
 
 
-def _check_features(features, image_key, label_key, group_by):
+def _check_features(features, image_key, label_key, group_by, drawer_key):
     available = sorted(features.keys())
-    for argument, key in (("image_key", image_key), ("label_key", label_key), ("group_by", group_by)):
+    for argument, key in (("image_key", image_key), ("label_key", label_key),
+                          ("group_by", group_by), ("drawer_key", drawer_key)):
         if key is not None and key not in available:
             raise ValueError(
                 f"`{argument}`: {key!r} is not a feature of `source`; available features: "
@@ -128,7 +139,7 @@ def _check_features(features, image_key, label_key, group_by):
             )
 
 
-def _columns(example, preprocess, image_size, image_key, label_key, group_by):
+def _columns(example, preprocess, image_size, image_key, label_key, group_by, drawer_key):
     image = example[image_key]
     if image.shape.rank == 2:
         image = image[..., tf.newaxis]
@@ -139,12 +150,14 @@ def _columns(example, preprocess, image_size, image_key, label_key, group_by):
     if not label.dtype.is_integer:
         raise ValueError(f"`label_key`: {label_key!r} must hold integer labels; its dtype is {label.dtype.name}.")
     group = example[group_by] if group_by is not None else label
-    if not group.dtype.is_integer:
-        raise ValueError(
-            f"`group_by`: {group_by!r} must be an integer feature (e.g. a TFDS ClassLabel); "
-            f"its dtype is {group.dtype.name}."
-        )
-    return image, label, group
+    drawer = example[drawer_key] if drawer_key is not None else label
+    for argument, key, value in (("group_by", group_by, group), ("drawer_key", drawer_key, drawer)):
+        if not value.dtype.is_integer:
+            raise ValueError(
+                f"`{argument}`: {key!r} must be an integer feature (e.g. a TFDS ClassLabel); "
+                f"its dtype is {value.dtype.name}."
+            )
+    return image, label, group, drawer
 
 
 def _check_image_spec(spec, preprocess):

@@ -100,18 +100,35 @@ def omniglot_selection(split, source="omniglot_minimal", rotations=None):
 
 
 def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size=32, seed=0,
-                      rotations=None, source="omniglot_minimal", data_dir=None, start=0):
+                      rotations=None, source="omniglot_minimal", data_dir=None, start=0,
+                      within_alphabet=False):
     """Omniglot episodes of `split` ("train", "validation" or "test").
 
     Args:
       split, source, rotations: as `omniglot_selection`.
       ways, shots, query_shots, meta_batch_size, seed, start: as `km.data.episodes`.
       data_dir: TFDS data directory (TFDS's default when None).
+      within_alphabet: Lake et al.'s within-alphabet trials
+        (`source="omniglot_minimal"` only): each batch's tasks draw their
+        characters from one alphabet of `split`, `ways` capped at its size
+        (Tagalog has 17 characters), and each task's support set is `shots`
+        drawers' drawings of its characters, its query set `query_shots`
+        other drawers'. Lake et al.'s trial is `ways=20, shots=1,
+        query_shots=1`.
 
     Returns:
       A `tf.data.Dataset` of episodes with images `[28, 28, 1]` (see
       `km.data.episodes`).
     """
+    if not isinstance(within_alphabet, bool):
+        raise ValueError(f"`within_alphabet` must be a bool; received {within_alphabet!r}.")
+    if within_alphabet and source != "omniglot_minimal":
+        raise ValueError(
+            f"`within_alphabet=True` needs source='omniglot_minimal' (it has the drawers "
+            f"and the alphabet split); received source={source!r}."
+        )
+    trials = dict(within_group=True, drawer_key="drawer") if within_alphabet else {}
     return sampling.episodes(
         ways=ways, shots=shots, query_shots=query_shots, meta_batch_size=meta_batch_size,
-        seed=seed, data_dir=data_dir, start=start, **omniglot_selection(split, source, rotations))
+        seed=seed, data_dir=data_dir, start=start, **omniglot_selection(split, source, rotations),
+        **trials)

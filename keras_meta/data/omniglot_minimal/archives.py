@@ -9,7 +9,8 @@ memory; nothing is written to disk.
 Layout inside an archive:
 `images_background_smallN/<alphabet>/characterNN/<global id>_<drawer>.png`,
 where `<global id>` is the character's 1-based index among the 1,623
-characters of the full Omniglot.
+characters of the full Omniglot and `<drawer>` (01–20) numbers who drew it
+(each character has one drawing by each of the 20 numbers).
 """
 
 import dataclasses
@@ -37,6 +38,11 @@ class Drawing:
     label: int  # global character id − 1, in 0..1622
     file_name: str  # "<global id>_<drawer>.png"
     png: bytes
+
+    @property
+    def drawer(self):
+        """The drawer's number in the file name, 1..20."""
+        return int(_DRAWING_FILE.fullmatch(self.file_name).group(2))
 
     @property
     def key(self):

@@ -9,7 +9,11 @@ Features are those of TFDS's `omniglot`: `image` (105×105×3 uint8 PNG, black
 strokes on white), `alphabet` (class label over the 50 Omniglot alphabets,
 same ids as `omniglot`), `alphabet_char_id` (0-based character index within
 its alphabet) and `label` (global character id − 1, over 1,623 classes; its
-names are not set, as `omniglot` derives them from archives not shipped here).
+names are not set, as `omniglot` derives them from archives not shipped here),
+and one `omniglot` lacks: `drawer`, who drew the example (1..20, from the file
+name `<global id>_<drawer>.png`), which Lake et al.'s within-alphabet
+one-shot trials use: their support set is one drawer's drawing of each
+character, their queries another drawer's.
 One split, `train`: 8 alphabets, 242 characters, 20 drawings each (4,840
 examples; Greek and Latin, present in both archives, counted once).
 """
@@ -55,8 +59,11 @@ _CITATION = """\
 class OmniglotMinimal(tfds.core.GeneratorBasedBuilder):
     """Omniglot's `images_background_small1` and `small2`, packaged, deduplicated."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The two minimal background sets, Greek and Latin counted once."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "The two minimal background sets, Greek and Latin counted once.",
+        "1.1.0": "Adds the `drawer` feature.",
+    }
 
     def _info(self):
         # The description is README.md beside this file (TFDS reads it).
@@ -66,6 +73,7 @@ class OmniglotMinimal(tfds.core.GeneratorBasedBuilder):
                 "alphabet": tfds.features.ClassLabel(names=ALPHABETS),
                 "alphabet_char_id": np.int64,
                 "label": tfds.features.ClassLabel(num_classes=NUM_CHARACTERS),
+                "drawer": np.int64,
             }),
             supervised_keys=("image", "label"),
             homepage="https://github.com/brendenlake/omniglot",
@@ -84,4 +92,5 @@ class OmniglotMinimal(tfds.core.GeneratorBasedBuilder):
                 "alphabet": drawing.alphabet,
                 "alphabet_char_id": drawing.alphabet_char_id,
                 "label": drawing.label,
+                "drawer": drawing.drawer,
             }
