@@ -14,6 +14,12 @@ Endpoints, also registered as signatures for TF Serving:
 - the model's own endpoints (`MetaModel.export_endpoints`), e.g. `embed(x)`
   of the metric learners: `[N, *features]` → `[N, *embedding]`, the
   embedding network alone (in inference mode).
+
+With `preprocess`, `serve` takes raw images instead of features and
+preprocesses them itself (by default uint8 `[T, N, H, W, C]` of any size and
+channel count, e.g. `km.data.omniglot_preprocess`'s input: Omniglot PNGs as
+they decode), so a deployment needs to know nothing of the training
+pipeline. The model's own endpoints keep taking features.
 """
 
 import keras
@@ -25,7 +31,10 @@ SERVE = "serve"
 EMBED = "embed"
 
 
-def export_saved_model(model, filepath, verbose=True, input_signature=None):
+RAW_IMAGES = tf.TensorSpec((None, None, None, None, None), tf.uint8)
+
+
+def export_saved_model(model, filepath, verbose=True, input_signature=None, preprocess=None):
     """Writes `model` as a SavedModel with the `serve` (and `embed`) endpoints.
 
     Args:
@@ -34,24 +43,39 @@ def export_saved_model(model, filepath, verbose=True, input_signature=None):
       verbose: print the exported endpoints.
       input_signature: optional episode specs, a dict of `tf.TensorSpec`
         with the episode keys (or a one-element list holding it); default
-        `episode_signature(model)`.
+        `episode_signature(model)`, or with `preprocess`, `RAW_IMAGES` for
+        `support_x` and `query_x`.
+      preprocess: None, or a function of TensorFlow ops `raw images [N, ...]
+        → features [N, *feature_shape]` that `serve` applies to `support_x`
+        and `query_x` (e.g. `km.data.omniglot_preprocess`).
     """
     if not model.built:
         raise ValueError(
             f"{type(model).__name__} must be built before `export`: fit it or call it on an "
             "episode first."
         )
-    specs = _as_episode_specs(input_signature) or episode_signature(model)
+    if preprocess is not None and not callable(preprocess):
+        raise ValueError(
+            "`preprocess` must be a function `raw images [N, ...] -> features "
+            f"[N, *feature_shape]`, or None; received {preprocess!r}."
+        )
+    specs = episode_signature(model)
+    served_specs = _as_episode_specs(input_signature) or (
+        _named({**specs, episode.SUPPORT_X: RAW_IMAGES, episode.QUERY_X: RAW_IMAGES})
+        if preprocess is not None else specs)
     # Variables are found through the endpoints; `track(model)` would also
     # trace Keras's default signature, which feeds float labels.
     archive = keras.export.ExportArchive()
 
     def serve(support_x, support_y, query_x):
+        if preprocess is not None:
+            support_x, query_x = (_per_image(preprocess, x) for x in (support_x, query_x))
         inputs = {episode.SUPPORT_X: support_x, episode.SUPPORT_Y: support_y,
                   episode.QUERY_X: query_x}
         return model(inputs, training=False)
 
-    archive.add_endpoint(SERVE, serve, input_signature=[specs[key] for key in episode.KEYS])
+    archive.add_endpoint(SERVE, serve,
+                         input_signature=[served_specs[key] for key in episode.KEYS])
     for name, (function, signature) in model.export_endpoints(specs).items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(str(filepath), verbose=verbose)
@@ -71,6 +95,13 @@ def episode_signature(model):
         labels = tf.TensorSpec((None, None), tf.int32)
     return _named({episode.SUPPORT_X: features, episode.SUPPORT_Y: labels,
                    episode.QUERY_X: features})
+
+
+def _per_image(preprocess, images):
+    """`preprocess` over `images` `[T, N, ...]` → `[T, N, *features]`."""
+    shape = tf.shape(images)
+    flat = preprocess(tf.reshape(images, tf.concat([[-1], shape[2:]], 0)))
+    return tf.reshape(flat, tf.concat([shape[:2], tf.shape(flat)[1:]], 0))
 
 
 def _as_episode_specs(input_signature):

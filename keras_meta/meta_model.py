@@ -270,14 +270,18 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         return super().fit(x, y, *args, **kwargs)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
-               **kwargs):
+               preprocess=None, **kwargs):
         """Exports a SavedModel whose `serve(support_x, support_y, query_x)`
-        adapts and predicts (see `keras_meta.export`); other formats as in Keras."""
+        adapts and predicts, on raw images that it runs through `preprocess`
+        when given (see `keras_meta.export`); other formats as in Keras."""
         if format != "tf_saved_model" or kwargs:
+            if preprocess is not None:
+                raise ValueError(f'`preprocess` needs format="tf_saved_model"; received '
+                                 f"format={format!r}.")
             return super().export(filepath, format=format, verbose=verbose,
                                   input_signature=input_signature, **kwargs)
         export.export_saved_model(self, filepath, verbose=verbose is not False,
-                                  input_signature=input_signature)
+                                  input_signature=input_signature, preprocess=preprocess)
 
     def export_endpoints(self, episode_specs):
         """Hook 4: the SavedModel endpoints `export` adds besides `serve`.

@@ -97,6 +97,9 @@ flags.DEFINE_enum("strategy", "default", list(strategies.STRATEGIES),
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, e.g. to "
                      "try --strategy=mirrored on a machine without GPUs.", lower_bound=1)
 flags.DEFINE_bool("export", True, "Also write a SavedModel to <output_dir>/saved_model.")
+flags.DEFINE_bool("export_raw_images", False, "The SavedModel's serve takes raw images (uint8 "
+                  "[T, N, H, W, C], any size, 1 or 3 channels, as the PNGs decode) and "
+                  "preprocesses them as training did (image datasets).")
 flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
                   "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")
 
@@ -177,7 +180,8 @@ def main(argv):
     seconds = time.perf_counter() - start
     model.save(os.path.join(out, "model.keras"))
     if config.export:
-        model.export(os.path.join(out, "saved_model"), verbose=False)
+        model.export(os.path.join(out, "saved_model"), verbose=False,
+                     preprocess=streams.raw_image_preprocess(config))
 
     with strategy.scope():
         tested = models.evaluation_model(config, model)

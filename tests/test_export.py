@@ -135,3 +135,42 @@ def test_signatures_are_named_for_tf_serving(exported, name):
     assert report["inputs"] == {"support_x": ["float32", features], "support_y": labels,
                                 "query_x": ["float32", features]}
     assert report["outputs"] == ["output_0"]
+
+
+def test_export_with_preprocess_serves_raw_drawings(tmp_path):
+    """`serve` of a model exported with `preprocess` takes raw uint8 drawings of
+    any size and channel count and gives what `predict` gives on the
+    preprocessed features."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = km.ProtoNet(km.learners.conv4_embedding(filters=8))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+
+    def drawings(tasks, count, size, channels):  # black strokes on white, like the PNGs
+        ink = rng.choice(np.array([0, 255], np.uint8), (tasks, count, size, size, 1), p=[.2, .8])
+        return np.repeat(ink, channels, axis=-1)
+
+    def features(raw):
+        flat = raw.reshape(-1, *raw.shape[2:])
+        return km.data.omniglot_preprocess(flat).numpy().reshape(*raw.shape[:2], 28, 28, 1)
+
+    cases = [(drawings(2, 3, 105, 3), np.tile(np.arange(3, dtype=np.int32), (2, 1)),
+              drawings(2, 4, 105, 3)),
+             (drawings(1, 4, 60, 1), np.array([[1, 0, 3, 2]], np.int32), drawings(1, 2, 60, 1))]
+    expected = [model.predict({"support_x": features(support_x), "support_y": support_y,
+                               "query_x": features(query_x)}, verbose=0)
+                for support_x, support_y, query_x in cases]
+    model.export(tmp_path / "raw", verbose=False, preprocess=km.data.omniglot_preprocess)
+    loaded = tf.saved_model.load(str(tmp_path / "raw"))
+    inputs = loaded.signatures["serving_default"].structured_input_signature[1]
+    assert inputs["support_x"].dtype == tf.uint8 and inputs["support_x"].shape.rank == 5
+    for (support_x, support_y, query_x), predictions in zip(cases, expected):
+        served = loaded.serve(support_x=support_x, support_y=support_y, query_x=query_x)
+        np.testing.assert_allclose(served.numpy(), predictions, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="`preprocess` must be a function"):
+        model.export(tmp_path / "bad", verbose=False, preprocess="omniglot")
+    with pytest.raises(ValueError, match='`preprocess` needs format="tf_saved_model"'):
+        model.export(tmp_path / "bad", format="onnx", preprocess=km.data.omniglot_preprocess)

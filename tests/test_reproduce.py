@@ -212,7 +212,7 @@ def test_sinusoid_finetune_is_tested_after_each_of_its_own_fine_tuning_steps():
         meta_batch_size=2, inner_lr=0.02, inner_steps=None, eval_inner_steps=3, first_order=False,
         learning_rate=1e-3, iterations=2, log_every=2, seed=0, output_dir="unused",
         data_dir=None, test_tasks=2, val_tasks=0, filters=4, global_clipnorm=None, test_shots=(),
-        export=False, recompute_inner_steps=False)
+        export=False, export_raw_images=False, recompute_inner_steps=False)
     model = models.build_model(config)
     inputs, _ = next(iter(km.data.sinusoid_episodes(shots=5, query_shots=5, meta_batch_size=3)))
     expected = model.predict_on_batch(inputs)  # FineTune: 3 SGD steps on all weights
@@ -229,7 +229,7 @@ def resolve(**given):
     values = {name: None for name in (*run_config.PROTOCOL, "preset", "dataset", "log_every",
                                       "output_dir", "data_dir", "global_clipnorm")}
     values.update(seed=0, test_tasks=600, val_tasks=100, filters=64, export=True, test_shots=[],
-                  recompute_inner_steps=False)
+                  export_raw_images=False, recompute_inner_steps=False)
     values.update(given)
     return run_config.resolve(values, set(given))
 

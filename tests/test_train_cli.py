@@ -16,7 +16,8 @@ import keras_meta as km
 from tests.test_callbacks import numpy_mean_ci, tensorboard_scalars
 
 TINY = ["--iterations=4", "--log_every=2", "--meta_batch_size=2", "--query_shots=2",
-        "--test_tasks=10", "--val_tasks=4", "--filters=4", "--eval_inner_steps=2", "--verbose=2"]
+        "--test_tasks=10", "--val_tasks=4", "--filters=4", "--eval_inner_steps=2", "--verbose=2",
+        "--export_raw_images"]
 
 
 def run_cli(*flags, cwd=None):
@@ -86,6 +87,27 @@ def test_tensorboard_csv_figures_and_saved_model_are_written(tiny_run):
     assert not (out / "backup").exists()
 
 
+def test_saved_model_serves_raw_drawings(tiny_run, omniglot_data_dir):
+    """With --export_raw_images, `serve` takes the test drawings as TFDS decodes
+    them (uint8, 105×105×3) and predicts what the saved model does on
+    their preprocessed features."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    out, _, _ = tiny_run
+    drawings = tfds.as_numpy(tfds.load("omniglot_minimal", split="train[:10]",
+                                       data_dir=omniglot_data_dir, batch_size=-1))["image"]
+    support_x, query_x = drawings[None, :5], drawings[None, 5:]
+    support_y = np.array([[0, 1, 2, 3, 4]], np.int32)
+    loaded = tf.saved_model.load(str(out / "saved_model"))
+    served = loaded.serve(support_x=support_x, support_y=support_y, query_x=query_x).numpy()
+    model = keras.saving.load_model(out / "model.keras")
+    features = {"support_x": km.data.omniglot_preprocess(support_x[0]).numpy()[None],
+                "support_y": support_y,
+                "query_x": km.data.omniglot_preprocess(query_x[0]).numpy()[None]}
+    np.testing.assert_allclose(served, model.predict(features, verbose=0), rtol=1e-4, atol=1e-5)
+
+
 def test_mirrored_run_on_two_cpu_devices_equals_the_one_device_run(tiny_run, omniglot_data_dir,
                                                                     tmp_path):
     """The tiny run again with `--strategy=mirrored --cpu_devices=2`: each
@@ -110,6 +132,7 @@ def test_mirrored_run_on_two_cpu_devices_equals_the_one_device_run(tiny_run, omn
     (["--ways=1"], "--ways"),
     (["--preset=maml_omniglot_5w1s", "--ways=20"], "--ways"),
     (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3"], "--meta_batch_size"),
+    (["--dataset=sinusoid", "--export_raw_images"], "--export_raw_images"),
 ])
 def test_bad_flags_fail_with_one_line_naming_the_flag(flags, flag, tmp_path):
     result = run_cli(*flags, f"--output_dir={tmp_path}", cwd=tmp_path)

@@ -47,6 +47,7 @@ class Config:
     global_clipnorm: float
     test_shots: tuple
     export: bool
+    export_raw_images: bool
 
     @property
     def classification(self):
@@ -97,6 +98,9 @@ def resolve(values, given):
             value = protocol.get(name, defaults.get(name))
         settings[name] = value
     _check_applicable(settings, dataset, given)
+    if dataset == "sinusoid" and "export_raw_images" in given:
+        raise UsageError(f"--export_raw_images={values['export_raw_images']} does not apply to "
+                         "--dataset=sinusoid (it has no images)")
     if settings["algorithm"] == "fomaml":
         settings["first_order"] = True
     log_every = values["log_every"] or _default_log_every(settings["iterations"])
@@ -109,7 +113,8 @@ def resolve(values, given):
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
         test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=values["filters"],
         global_clipnorm=values["global_clipnorm"], test_shots=_test_shots(values["test_shots"]),
-        export=values["export"], recompute_inner_steps=values["recompute_inner_steps"],
+        export=values["export"], export_raw_images=values["export_raw_images"],
+        recompute_inner_steps=values["recompute_inner_steps"],
         **settings)
 
 

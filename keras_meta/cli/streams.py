@@ -42,3 +42,8 @@ def labelled(config):
     return km.data.omniglot_batches("train", batch_size=images, seed=config.seed,
                                     source=config.dataset, data_dir=config.data_dir)
 
+
+def raw_image_preprocess(config):
+    """What the exported `serve` applies to raw images: the dataset's
+    preprocessing with `--export_raw_images`, else None (it takes features)."""
+    return km.data.omniglot_preprocess if config.export_raw_images else None

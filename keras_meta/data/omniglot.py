@@ -53,8 +53,8 @@ def omniglot_preprocess(image):
 
     Args:
       image: uint8 `[H, W, C]` or `[N, H, W, C]`, any size, `C` = 1 or 3
-        (channels are averaged), black strokes on white (as the Omniglot PNGs
-        and TFDS give them).
+        (channels are averaged; traced with unknown `C`, any count is), black
+        strokes on white (as the Omniglot PNGs and TFDS give them).
 
     Returns:
       float32 `[28, 28, 1]` (or `[N, 28, 28, 1]`) in [0, 1], strokes = 1.
@@ -62,7 +62,7 @@ def omniglot_preprocess(image):
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.uint8:
         raise ValueError(f"`image` must be uint8; received dtype {image.dtype.name}.")
-    if image.shape.rank not in (3, 4) or image.shape[-1] not in (1, 3):
+    if image.shape.rank not in (3, 4) or image.shape[-1] not in (1, 3, None):
         raise ValueError(
             "`image` must have shape [H, W, C] or [N, H, W, C] with C = 1 or 3; received "
             f"shape {image.shape}."
