@@ -46,6 +46,8 @@ flags.DEFINE_float("head_lr", 0.1, "Their learning rate.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("test_tasks", 600, "Test tasks to evaluate on.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and training data (test tasks use seed + 1).")
+flags.DEFINE_bool("train_within_alphabet", False, "Train on within-alphabet episodes (each "
+                  "task's characters from one alphabet, support and queries by other drawers).")
 flags.DEFINE_integer("within_alphabet_trials", 0, "Also run this many 20-way within-alphabet "
                      "one-shot trials on the test alphabets (0: none).", lower_bound=0)
 
@@ -79,7 +81,8 @@ def training_data():
         return km.data.omniglot_batches("train", batch_size=FLAGS.batch_size, seed=FLAGS.seed)
     episodes = km.data.omniglot_episodes(
         "train", ways=FLAGS.ways, shots=FLAGS.shots, query_shots=FLAGS.train_query_shots,
-        meta_batch_size=FLAGS.meta_batch_size, seed=FLAGS.seed)
+        meta_batch_size=FLAGS.meta_batch_size, seed=FLAGS.seed,
+        within_alphabet=FLAGS.train_within_alphabet)
     return episodes, None
 
 
