@@ -257,17 +257,32 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         return y_pred, loss
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, building the model from `x` first (in the
-        scope of the strategy it was created under, so that the variables
-        `build` creates are distributed too) so that callbacks that need built
-        weights at `on_train_begin` (`BackupAndRestore`) work."""
-        if not self.built:
-            shapes = _input_shapes(x)
-            if shapes is not None:
-                with self.distribute_strategy.scope():
-                    self.build(shapes)
+        """`keras.Model.fit`, building the model from `x` first, so that
+        callbacks that need built weights at `on_train_begin`
+        (`BackupAndRestore`) work (see `_build_for_training`)."""
+        self._build_for_training(x)
         self.dataset_spec = x.element_spec if isinstance(x, tf.data.Dataset) else None
         return super().fit(x, y, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        """`keras.Model.train_on_batch`, building first as `fit` does."""
+        self._build_for_training(x)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def _build_for_training(self, x):
+        """Builds the model from the shapes of `x` and then its optimizer, in
+        the scope of the strategy the model was created under (so that the
+        variables are distributed too). Keras would create the optimizer's
+        variables in the first step, under `train_step`'s control dependency
+        on the loss: their initial values then depend on the step, and an
+        XLA-compiled step (`jit_compile=True`) cannot lift them out."""
+        with self.distribute_strategy.scope():
+            if not self.built:
+                shapes = _input_shapes(x)
+                if shapes is not None:
+                    self.build(shapes)
+            if self.built and self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
                preprocess=None, **kwargs):

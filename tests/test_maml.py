@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_meta as km
 from tests import numpy_mlp
@@ -218,18 +219,24 @@ def test_keras_auto_jit_leaves_xla_off_for_second_order_only(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["FOMAML", "ProtoNet"])
-def test_an_xla_step_equals_the_default_step(name):
-    """What `jit_compile=True` compiles gives the same step as TensorFlow's
-    default executor (to float32 rounding)."""
+@pytest.mark.parametrize("train", ["train_on_batch", "fit"])
+def test_an_xla_step_equals_the_default_step(name, train):
+    """What `jit_compile=True` compiles gives the same steps as TensorFlow's
+    default executor (to float32 rounding), with an optimizer that has
+    variables of its own."""
     inputs, labels = image_episode(0, tasks=2)
     weights = []
     for jit in (False, True):
         keras.utils.set_random_seed(0)
         model = (km.FOMAML(km.learners.conv4(3, filters=4), inner_lr=0.3) if name == "FOMAML"
                  else km.ProtoNet(km.learners.conv4_embedding(filters=4)))
-        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit,
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=jit,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.train_on_batch(inputs, labels)
+        if train == "fit":
+            batches = tf.data.Dataset.from_tensors((inputs, labels)).repeat(2)
+            model.fit(batches, epochs=1, verbose=0)
+        else:
+            model.train_on_batch(inputs, labels)
         weights.append(model.get_weights())
     for plain, compiled in zip(*weights):
         np.testing.assert_allclose(compiled, plain, atol=1e-5)
