@@ -29,7 +29,12 @@ setuptools.setup(
         "matplotlib",
         "tensorboard",  # Keras's TensorBoard callback, used by `python -m keras_meta.train`
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={
+        # Hyperparameter search (`python -m keras_meta.tune`, `keras_meta.tune`).
+        "tune": ["keras-tuner>=1.4"],
+        # The tests cover the search too, so they need KerasTuner.
+        "test": ["pytest", "hypothesis", "keras-tuner>=1.4"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
