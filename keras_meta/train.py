@@ -42,6 +42,7 @@ import keras  # noqa: E402
 
 from keras_meta import callbacks as meta_callbacks  # noqa: E402
 from keras_meta import evaluation  # noqa: E402
+from keras_meta.algorithms import protonet  # noqa: E402
 from keras_meta.backup import AtomicBackupAndRestore  # noqa: E402
 from keras_meta.cli import config as run_config  # noqa: E402
 from keras_meta.cli import models, presets, report, strategies, streams  # noqa: E402
@@ -86,6 +87,9 @@ flags.DEFINE_integer("test_tasks", 600, "New tasks in the final test.", lower_bo
 flags.DEFINE_integer("val_tasks", 100, "Validation tasks evaluated each epoch (0: none; then "
                      "no best checkpoint).", lower_bound=0)
 flags.DEFINE_integer("filters", 64, "Channels of the conv4 backbone (Omniglot).", lower_bound=1)
+flags.DEFINE_enum("distance", None, list(protonet.DISTANCES),
+                  "ProtoNet's distance between query embeddings and prototypes (default: "
+                  "squared_euclidean).")
 flags.DEFINE_float("global_clipnorm", None, "Clip each meta-gradient to this global norm "
                    "(default: no clipping).", lower_bound=0.0)
 flags.DEFINE_list("test_shots", [], "Also test with these support sizes K, e.g. 5,10,20 "

@@ -229,7 +229,7 @@ def resolve(**given):
     values = {name: None for name in (*run_config.PROTOCOL, "preset", "dataset", "log_every",
                                       "output_dir", "data_dir", "global_clipnorm")}
     values.update(seed=0, test_tasks=600, val_tasks=100, filters=64, export=True, test_shots=[],
-                  export_raw_images=False, recompute_inner_steps=False)
+                  export_raw_images=False, recompute_inner_steps=False, distance=None)
     values.update(given)
     return run_config.resolve(values, set(given))
 
@@ -240,11 +240,16 @@ def test_cli_defaults_and_flags_of_the_new_algorithms():
     assert resolve(algorithm="finetune", dataset="sinusoid").inner_lr == 0.01
     assert resolve(algorithm="leo", inner_steps=3).inner_steps == 3
     assert resolve(algorithm="meta_lstm").inner_steps == 5
+    assert resolve(algorithm="protonet").distance == "squared_euclidean"
+    assert resolve(algorithm="protonet", distance="cosine").distance == "cosine"
+    assert models.build_model(resolve(algorithm="protonet", distance="cosine")).distance == "cosine"
+    assert resolve(algorithm="maml").distance is None
     assert resolve(dataset="sinusoid", test_shots=["5", "20"]).test_shots == (5, 20)
     for given, flag in [(dict(algorithm="finetune", inner_steps=2), "--inner_steps does not apply"),
                         (dict(algorithm="snail", inner_lr=0.1), "--inner_lr does not apply"),
                         (dict(algorithm="leo", dataset="sinusoid"), "--algorithm=leo"),
                         (dict(test_shots=["0"]), "--test_shots=0"),
+                        (dict(algorithm="matching", distance="cosine"), "--distance=cosine"),
                         (dict(test_shots=["x"]), "--test_shots=x"),
                         (dict(algorithm="snail", test_shots=["5"]), "--test_shots"),
                         (dict(algorithm="reptile", recompute_inner_steps=True),

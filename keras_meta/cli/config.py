@@ -48,6 +48,7 @@ class Config:
     test_shots: tuple
     export: bool
     export_raw_images: bool
+    distance: str | None = None  # ProtoNet's; None for the other algorithms
 
     @property
     def classification(self):
@@ -98,6 +99,12 @@ def resolve(values, given):
             value = protocol.get(name, defaults.get(name))
         settings[name] = value
     _check_applicable(settings, dataset, given)
+    distance = values.get("distance")
+    if distance is not None and settings["algorithm"] != "protonet":
+        raise UsageError(f"--distance={distance} does not apply to "
+                         f"--algorithm={settings['algorithm']} (only protonet has a choice)")
+    if settings["algorithm"] == "protonet" and distance is None:
+        distance = models.PROTONET_DISTANCE
     if dataset == "sinusoid" and "export_raw_images" in given:
         raise UsageError(f"--export_raw_images={values['export_raw_images']} does not apply to "
                          "--dataset=sinusoid (it has no images)")
@@ -112,7 +119,8 @@ def resolve(values, given):
         preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
         test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=values["filters"],
-        global_clipnorm=values["global_clipnorm"], test_shots=_test_shots(values["test_shots"]),
+        distance=distance, global_clipnorm=values["global_clipnorm"],
+        test_shots=_test_shots(values["test_shots"]),
         export=values["export"], export_raw_images=values["export_raw_images"],
         recompute_inner_steps=values["recompute_inner_steps"],
         **settings)

@@ -39,6 +39,8 @@ RECOMPUTABLE = ("maml", "fomaml", "meta_sgd", "anil", "maml_plus_plus", "meta_ls
 # The inner-loop flags read by algorithms that are not gradient-based.
 INNER_LOOP_FLAGS = {"finetune": ("inner_lr", "eval_inner_steps"), "leo": ("inner_steps",),
                     "meta_lstm": ("inner_steps",)}
+# ProtoNet's distance unless `--distance` says otherwise (Snell et al.'s choice).
+PROTONET_DISTANCE = "squared_euclidean"
 SNAIL_SEQUENCE = dict(filters=32, attention=((16, 16), (32, 32)))
 LEO_LATENT_SIZE = 16
 
@@ -112,7 +114,8 @@ def _gradient_based(config):
 
 def _classifier(config):
     if config.algorithm == "protonet":
-        return km.ProtoNet(km.learners.conv4_embedding(filters=config.filters))
+        return km.ProtoNet(km.learners.conv4_embedding(filters=config.filters),
+                           distance=config.distance)
     if config.algorithm == "matching":
         return km.MatchingNet(km.learners.conv4_embedding(filters=config.filters))
     if config.algorithm == "relation":
