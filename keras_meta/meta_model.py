@@ -278,7 +278,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         XLA-compiled step (`jit_compile=True`) cannot lift them out."""
         with self.distribute_strategy.scope():
             if not self.built:
-                shapes = _input_shapes(x)
+                shapes = input_shapes(x)
                 if shapes is not None:
                     self.build(shapes)
             if self.built and self.optimizer is not None and not self.optimizer.built:
@@ -374,7 +374,7 @@ def _naming_the_iteration(train_function, model):
     return wrapped
 
 
-def _input_shapes(x):
+def input_shapes(x):
     """Shapes of the model inputs of `fit`'s `x` (a `tf.data.Dataset` of
     `(inputs, targets)`, or the inputs themselves), or None when they cannot
     be read without consuming data."""

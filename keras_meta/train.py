@@ -49,6 +49,7 @@ from keras_meta.cli import models, presets, report, strategies, streams  # noqa:
 
 FLAGS = flags.FLAGS
 _DEFAULT = "default: the preset's, else the dataset's"
+_RUN = run_config.RUN_DEFAULTS
 
 flags.DEFINE_enum("preset", None, list(presets.PRESETS),
                   "A published protocol; fixes the flags it sets (all but --iterations).")
@@ -68,25 +69,28 @@ flags.DEFINE_integer("inner_steps", None, f"Inner steps while meta-training ({_D
 flags.DEFINE_integer("eval_inner_steps", None, f"Inner steps on validation and test tasks "
                      f"({_DEFAULT}).", lower_bound=0)
 flags.DEFINE_bool("first_order", None, "First-order meta-gradient (maml, meta_sgd, anil).")
-flags.DEFINE_bool("recompute_inner_steps", False, "Recompute each inner step in the backward "
-                  "pass instead of storing its activations: memory nearly flat in "
-                  "--inner_steps, same meta-gradient, a little slower (algorithms with a "
-                  "meta-gradient through the inner loop: " + ", ".join(models.RECOMPUTABLE) + ").")
+flags.DEFINE_bool("recompute_inner_steps", _RUN["recompute_inner_steps"],
+                  "Recompute each inner step in the backward pass instead of storing its "
+                  "activations: memory nearly flat in --inner_steps, same meta-gradient, a "
+                  "little slower (algorithms with a meta-gradient through the inner loop: "
+                  + ", ".join(models.RECOMPUTABLE) + ").")
 flags.DEFINE_float("learning_rate", None, f"Adam's outer learning rate ({_DEFAULT}: 1e-3).",
                    lower_bound=0.0)
 flags.DEFINE_integer("iterations", None, f"Meta-iterations ({_DEFAULT}).", lower_bound=1)
 flags.DEFINE_integer("log_every", None, "Meta-iterations per Keras epoch: validation, "
                      "checkpoint, backup and log cadence (default: a tenth of --iterations).",
                      lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks; test tasks use seed + 1, "
-                     "validation tasks seed + 2.")
+flags.DEFINE_integer("seed", _RUN["seed"], "Seed of weights and training tasks; test tasks use "
+                     "seed + 1, validation tasks seed + 2.")
 flags.DEFINE_string("output_dir", None, "Where everything is written (default: runs/<preset or "
                     "algorithm_dataset>).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's).")
-flags.DEFINE_integer("test_tasks", 600, "New tasks in the final test.", lower_bound=2)
-flags.DEFINE_integer("val_tasks", 100, "Validation tasks evaluated each epoch (0: none; then "
-                     "no best checkpoint).", lower_bound=0)
-flags.DEFINE_integer("filters", 64, "Channels of the conv4 backbone (Omniglot).", lower_bound=1)
+flags.DEFINE_integer("test_tasks", _RUN["test_tasks"], "New tasks in the final test.",
+                     lower_bound=2)
+flags.DEFINE_integer("val_tasks", _RUN["val_tasks"], "Validation tasks evaluated each epoch "
+                     "(0: none; then no best checkpoint).", lower_bound=0)
+flags.DEFINE_integer("filters", _RUN["filters"], "Channels of the conv4 backbone (Omniglot).",
+                     lower_bound=1)
 flags.DEFINE_enum("distance", None, list(protonet.DISTANCES),
                   "ProtoNet's distance between query embeddings and prototypes (default: "
                   "squared_euclidean).")
@@ -100,9 +104,10 @@ flags.DEFINE_enum("strategy", "default", list(strategies.STRATEGIES),
                   "on every worker). --meta_batch_size must be a multiple of the replicas.")
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, e.g. to "
                      "try --strategy=mirrored on a machine without GPUs.", lower_bound=1)
-flags.DEFINE_bool("export", True, "Also write a SavedModel to <output_dir>/saved_model.")
-flags.DEFINE_bool("export_raw_images", False, "The SavedModel's serve takes raw images (uint8 "
-                  "[T, N, H, W, C], any size, 1 or 3 channels, as the PNGs decode) and "
+flags.DEFINE_bool("export", _RUN["export"],
+                  "Also write a SavedModel to <output_dir>/saved_model.")
+flags.DEFINE_bool("export_raw_images", _RUN["export_raw_images"], "The SavedModel's serve "
+                  "takes raw images (uint8 [T, N, H, W, C], any size, 1 or 3 channels, as the PNGs decode) and "
                   "preprocesses them as training did (image datasets).")
 flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
                   "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")

@@ -224,27 +224,19 @@ def test_sinusoid_finetune_is_tested_after_each_of_its_own_fine_tuning_steps():
     assert np.abs(per_step[:, 3] - per_step[:, 0]).max() > 1e-4
 
 
-def resolve(**given):
-    """`keras_meta.cli.config.resolve` of a command line giving `given`."""
-    values = {name: None for name in (*run_config.PROTOCOL, "preset", "dataset", "log_every",
-                                      "output_dir", "data_dir", "global_clipnorm")}
-    values.update(seed=0, test_tasks=600, val_tasks=100, filters=64, export=True, test_shots=[],
-                  export_raw_images=False, recompute_inner_steps=False, distance=None)
-    values.update(given)
-    return run_config.resolve(values, set(given))
-
-
 def test_cli_defaults_and_flags_of_the_new_algorithms():
-    finetune = resolve(algorithm="finetune")
+    finetune = run_config.from_settings(algorithm="finetune")
     assert (finetune.inner_lr, finetune.eval_inner_steps) == (0.1, 100)
-    assert resolve(algorithm="finetune", dataset="sinusoid").inner_lr == 0.01
-    assert resolve(algorithm="leo", inner_steps=3).inner_steps == 3
-    assert resolve(algorithm="meta_lstm").inner_steps == 5
-    assert resolve(algorithm="protonet").distance == "squared_euclidean"
-    assert resolve(algorithm="protonet", distance="cosine").distance == "cosine"
-    assert models.build_model(resolve(algorithm="protonet", distance="cosine")).distance == "cosine"
-    assert resolve(algorithm="maml").distance is None
-    assert resolve(dataset="sinusoid", test_shots=["5", "20"]).test_shots == (5, 20)
+    assert run_config.from_settings(algorithm="finetune", dataset="sinusoid").inner_lr == 0.01
+    assert run_config.from_settings(algorithm="leo", inner_steps=3).inner_steps == 3
+    assert run_config.from_settings(algorithm="meta_lstm").inner_steps == 5
+    assert run_config.from_settings(algorithm="protonet").distance == "squared_euclidean"
+    assert run_config.from_settings(algorithm="protonet", distance="cosine").distance == "cosine"
+    cosine = run_config.from_settings(algorithm="protonet", distance="cosine")
+    assert models.build_model(cosine).distance == "cosine"
+    assert run_config.from_settings(algorithm="maml").distance is None
+    assert run_config.from_settings(dataset="sinusoid",
+                                    test_shots=["5", "20"]).test_shots == (5, 20)
     for given, flag in [(dict(algorithm="finetune", inner_steps=2), "--inner_steps does not apply"),
                         (dict(algorithm="snail", inner_lr=0.1), "--inner_lr does not apply"),
                         (dict(algorithm="leo", dataset="sinusoid"), "--algorithm=leo"),
@@ -257,14 +249,15 @@ def test_cli_defaults_and_flags_of_the_new_algorithms():
                         (dict(algorithm="protonet", recompute_inner_steps=True),
                          "--recompute_inner_steps does not apply")]:
         with pytest.raises(run_config.UsageError, match=flag):
-            resolve(**given)
+            run_config.from_settings(**given)
 
 
 @pytest.mark.parametrize("algorithm", models.RECOMPUTABLE)
 def test_cli_recompute_flag_reaches_the_model(algorithm):
-    config = resolve(algorithm=algorithm, recompute_inner_steps=True, filters=4)
+    config = run_config.from_settings(algorithm=algorithm, recompute_inner_steps=True, filters=4)
     assert models.build_model(config).recompute_inner_steps
-    assert not models.build_model(resolve(algorithm=algorithm, filters=4)).recompute_inner_steps
+    stored = run_config.from_settings(algorithm=algorithm, filters=4)
+    assert not models.build_model(stored).recompute_inner_steps
 
 
 @pytest.mark.parametrize("run", runs.sinusoid_runs() + runs.omniglot_runs(),
@@ -273,7 +266,7 @@ def test_every_run_is_a_valid_cli_command_line(run):
     given = {name: value for name, value in run.flags.items() if name != "verbose"}
     if "test_shots" in given:
         given["test_shots"] = given["test_shots"].split(",")
-    config = resolve(**given)
+    config = run_config.from_settings(**given)
     assert config.algorithm == run.algorithm in models.ALGORITHMS
     assert config.seed == run.seed and config.test_tasks == runs.TEST_TASKS
     assert config.iterations % config.log_every == 0

@@ -13,6 +13,11 @@ from keras_meta.cli import models, presets
 PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inner_lr",
             "inner_steps", "eval_inner_steps", "first_order", "learning_rate", "iterations")
 INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
+# The other flags' defaults (None: derived, see `resolve`).
+RUN_DEFAULTS = dict(preset=None, dataset=None, log_every=None, seed=0, output_dir=None,
+                    data_dir=None, test_tasks=600, val_tasks=100, filters=64, distance=None,
+                    global_clipnorm=None, test_shots=(), export=True, export_raw_images=False,
+                    recompute_inner_steps=False)
 
 
 class UsageError(ValueError):
@@ -124,6 +129,16 @@ def resolve(values, given):
         export=values["export"], export_raw_images=values["export_raw_images"],
         recompute_inner_steps=values["recompute_inner_steps"],
         **settings)
+
+
+def from_settings(**given):
+    """The `Config` of a command line that gives the flags `given` (flag name
+    → value, e.g. `algorithm="protonet", iterations=100`) and no others."""
+    unknown = set(given) - set(PROTOCOL) - set(RUN_DEFAULTS)
+    if unknown:
+        raise TypeError(f"Unknown settings {sorted(unknown)}; known: "
+                        f"{sorted((*PROTOCOL, *RUN_DEFAULTS))}.")
+    return resolve({**dict.fromkeys(PROTOCOL), **RUN_DEFAULTS, **given}, set(given))
 
 
 def _dataset(values, given, protocol, preset):
