@@ -26,7 +26,7 @@ class Row:
       values: `{hyperparameter: value}` of the trial.
       objective: the objective at the trial's best epoch (NaN if none).
       ci: its 95% confidence half-width over the validation tasks.
-      epoch: the best epoch (0-based; None if none).
+      epoch: the best epoch (0-based, counted as `fit` counts them; None if none).
       rank: 1 for the best trial, None for trials without a result.
       verdict: `"best"`; `"tie"` when the difference to the best lies within
         the 95% confidence interval of a difference of two means
@@ -86,8 +86,11 @@ def _row(trial, objective_name):
         return Row(trial.trial_id, status, values, math.nan, math.nan, None)
     direction = trial.metrics.get_direction(objective_name)
     pick = max if direction == "max" else min
-    epoch, value = pick(observations.items(), key=lambda item: item[1])
-    ci = _observations(trial, objective_name + plot.CI_SUFFIX).get(epoch, math.nan)
+    step, value = pick(observations.items(), key=lambda item: item[1])
+    ci = _observations(trial, objective_name + plot.CI_SUFFIX).get(step, math.nan)
+    # KerasTuner counts a trial's epochs from its start; Hyperband's continued
+    # trials start at their initial epoch.
+    epoch = step + trial.hyperparameters.values.get("tuner/initial_epoch", 0)
     return Row(trial.trial_id, status, values, value, ci, epoch)
 
 
