@@ -293,7 +293,7 @@ def fenced_blocks(lines):
             blocks.append((language, "\n".join(code) + "\n"))
             language = None
         elif language is not None:
-            code.append(line[indent:] if line[:indent].isspace() else line.lstrip())
+            code.append(line[indent:] if not line[:indent].strip() else line.lstrip())
     return blocks
 
 
@@ -431,7 +431,7 @@ def prose(api, lines):
                        f'{html.escape(chr(10).join(code))}</code></pre>')
             fence = None
         elif fence is not None:
-            code.append(line[indent:] if line[:indent].isspace() else stripped)
+            code.append(line[indent:] if not line[:indent].strip() else stripped)
         elif not stripped:
             flush()
         elif stripped.startswith("- "):
