@@ -34,7 +34,9 @@ message):
     ```python block;
   - its `Args:` section names only arguments of its signature (the
     constructor's for a class), and names every one of them except
-    self/cls/*args/**kwargs; `a, b: ...` documents both;
+    self/cls/*args/**kwargs; `a, b: ...` documents both; a dataclass's
+    `Attributes:` document its fields; a class whose constructor another
+    library defines (the TFDS builder) need not describe its arguments;
   - every code span that begins with a keras_meta name (`km.X`, `keras_meta.X`)
     names a documented module, object or method (also in module and method
     docstrings);
@@ -44,6 +46,7 @@ message):
 """
 
 import argparse
+import dataclasses
 import html
 import importlib
 import inspect
@@ -315,10 +318,12 @@ def check_entry(api, entry):
         return [f"{where}: no docstring"]
     problems = check_references(api, where, doc)
     _, sections = split_sections(doc)
-    documented = [name for title, body in sections if title in ("Args", "Arguments")
+    argument_sections = ("Args", "Arguments") + (
+        ("Attributes",) if dataclasses.is_dataclass(entry.obj) else ())  # fields are both
+    documented = [name for title, body in sections if title in argument_sections
                   for names, _ in list_entries(body) for name in names]
     sig = signature(entry.obj)
-    expected = documented_parameters(sig)
+    expected = documented_parameters(sig) if defined_here(entry.obj) else []
     allowed = accepted_arguments(entry.obj, sig)
     problems += [f"{where}: Args names `{name}`, which is not an argument of "
                  f"{entry.short}{sig}" for name in documented if name not in allowed]
@@ -331,6 +336,13 @@ def check_entry(api, entry):
             if method.__doc__ and vars(entry.obj).get(name) is method:  # once, where defined
                 problems += check_method(api, entry, name, method)
     return problems
+
+
+def defined_here(obj):
+    """False for a class whose constructor another library defines (a TFDS builder's):
+    that library documents its arguments."""
+    return not inspect.isclass(obj) or any(
+        "__init__" in vars(base) for base in obj.__mro__ if base.__module__.startswith(PACKAGE))
 
 
 def accepted_arguments(obj, sig):
