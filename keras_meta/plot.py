@@ -79,9 +79,11 @@ def read_history(history):
     Example:
 
     ```python
-    with open("log.csv", "w") as file:
-        file.write("epoch,loss,accuracy\n0,1.5,0.4\n1,1.2,NA\n")
-    km.plot.read_history("log.csv")  # {"loss": [1.5, 1.2], "accuracy": [0.4, nan]}
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    logger = keras.callbacks.CSVLogger("log.csv")
+    model.fit(np.ones((4, 1)), np.ones((4, 1)), epochs=2, callbacks=[logger], verbose=0)
+    km.plot.read_history("log.csv")  # {"loss": [..., ...]}
     ```
     """
     if hasattr(history, "history"):
