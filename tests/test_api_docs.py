@@ -145,7 +145,7 @@ def test_new_modules_are_found_and_unimportable_ones_are_named(tmp_path, monkeyp
     assert list(api.skipped) == ["fakemeta.needs_extra"]
     assert "No module named 'no_such_dependency_of_fakemeta'" in api.skipped["fakemeta.needs_extra"]
     for name in [m for m in sys.modules if m.startswith("fakemeta")]:
-        monkeypatch.delitem(sys.modules, name)
+        del sys.modules[name]
 
 
 @pytest.mark.slow
