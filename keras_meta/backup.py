@@ -49,10 +49,21 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
     Attributes:
       start_iteration: scalar int64 variable, the model's meta-iteration
         (`optimizer.iterations`) when `fit` began, after the restore: the
-        `start` of a resumable episode stream (see `keras_meta.data.stream`).
+        `start` of a resumable episode stream (see `km.data.sinusoid_episodes`).
 
     Backups happen at epoch ends only: Keras resumes a run at the start of
     an epoch, so choose `steps_per_epoch` for the backup cadence.
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_steps=1)
+    model.compile(optimizer="adam", loss="mse")
+    backup = km.callbacks.AtomicBackupAndRestore("backup")
+    # After a crash, the same lines continue from the last epoch's backup.
+    train = km.data.sinusoid_episodes(start=backup.start_iteration)
+    model.fit(train, steps_per_epoch=2, epochs=1, callbacks=[backup])
+    ```
     """
 
     def __init__(self, backup_dir, delete_checkpoint=True):

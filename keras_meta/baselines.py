@@ -10,7 +10,7 @@
 Both evaluate like every `MetaModel`: `call(episode)` fits a new head for
 the task's ways on the support features (the body stays frozen) and
 predicts the query set. Head fitting runs on the inner-loop engine
-(`keras_meta.adaptation.adapt`, plain SGD on the compiled loss).
+(the inner loop of `km.MAML`, plain SGD on the compiled loss).
 """
 
 import keras
@@ -35,6 +35,14 @@ def head_logits(head, weights, features):
 
     Returns:
       `[..., N, C]`.
+
+    Example:
+
+    ```python
+    features = np.ones((4, 8), "float32")  # [N, D]
+    kernel, bias = np.zeros((8, 5), "float32"), np.zeros((5,), "float32")
+    km.baselines.head_logits("linear", [kernel, bias], features).shape  # (4, 5)
+    ```
     """
     if head == "linear":
         kernel, bias = weights
@@ -47,7 +55,19 @@ def head_logits(head, weights, features):
 @keras.saving.register_keras_serializable(package="keras_meta")
 class CosineClassifier(keras.layers.Layer):
     """The Baseline++ classifier: `[N, D]` → `[N, units]` scaled cosine
-    similarities to one learned weight vector per class."""
+    similarities to one learned weight vector per class.
+
+    Args:
+      units: the number of classes.
+      **kwargs: as for any Keras layer (`name`, ...).
+
+    Example:
+
+    ```python
+    classifier = keras.Sequential([km.learners.conv4_embedding(),
+                                   km.baselines.CosineClassifier(64)])  # Baseline++ pre-training
+    ```
+    """
 
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
@@ -85,6 +105,12 @@ class HeadFitting(MetaModel):
         initialised with the mean support feature of each class).
       steps: SGD steps that fit each task's head.
       learning_rate: their learning rate.
+
+    Example:
+
+    ```python
+    isinstance(km.baselines.FineTune(km.learners.conv4_embedding()), km.baselines.HeadFitting)
+    ```
     """
 
     def __init__(self, learner, head="linear", steps=100, learning_rate=0.1, **kwargs):
@@ -206,6 +232,14 @@ class FineTune(HeadFitting):
 
     Inputs: an episode dict (→ query predictions `[T, Q, ways]`) or a plain
     batch `[N, *features]` (→ pre-training predictions `[N, num_classes]`).
+
+    Example:
+
+    ```python
+    model = km.baselines.FineTune(km.learners.conv4_embedding(), num_classes=64, head="cosine")
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, learner, num_classes=None, head="linear", steps=100, learning_rate=0.1,
@@ -308,6 +342,14 @@ class MultiTask(HeadFitting):
       learning_rate: their learning rate.
 
     Inputs are episode dicts; outputs are query predictions `[T, Q, ways]`.
+
+    Example:
+
+    ```python
+    model = km.baselines.MultiTask(km.learners.conv4_embedding(), steps=20)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def meta_loss(self, x, y, sample_weight=None):

@@ -23,6 +23,14 @@ class TaskResults:
       loss_per_step: `[N, steps + 1]` loss after 0..steps inner steps
         (gradient-based models), else None.
       accuracy_per_step: `[N, steps + 1]` likewise, else None.
+
+    Example:
+
+    ```python
+    results = km.evaluation.TaskResults(loss=np.array([0.5, 0.7, 0.6]),
+                                        accuracy=np.array([0.8, 0.6, 1.0]))
+    results.summary()
+    ```
     """
 
     loss: np.ndarray
@@ -65,7 +73,23 @@ class TaskResults:
 
 
 def finite_mean_confidence_interval(values, finite):
-    """`stats.mean_confidence_interval` of `values[finite]`; NaNs when fewer than 2 remain."""
+    """`km.stats.mean_confidence_interval` of `values[finite]`; NaNs when
+    fewer than 2 remain.
+
+    Args:
+      values: `[N]` per-task results.
+      finite: `[N]` bool, which tasks count.
+
+    Returns:
+      `(mean, half_width)` as Python floats.
+
+    Example:
+
+    ```python
+    values = np.array([0.8, np.nan, 0.6, 1.0])
+    km.evaluation.finite_mean_confidence_interval(values, np.isfinite(values))
+    ```
+    """
     if np.sum(finite) < 2:
         return float("nan"), float("nan")
     return stats.mean_confidence_interval(np.asarray(values)[finite])
@@ -73,13 +97,46 @@ def finite_mean_confidence_interval(values, finite):
 
 def is_gradient_based(model):
     """Whether `model` adapts by inner gradient steps: a `MAML` (of which
-    every gradient-based algorithm is), with `predictions_per_step`."""
+    every gradient-based algorithm is), with `predictions_per_step`.
+
+    Args:
+      model: a `MetaModel`.
+
+    Returns:
+      A bool.
+
+    Example:
+
+    ```python
+    km.evaluation.is_gradient_based(km.MAML(km.learners.mlp()))  # True
+    km.evaluation.is_gradient_based(km.ProtoNet(km.learners.conv4_embedding()))  # False
+    ```
+    """
     return isinstance(model, MAML)
 
 
 def predictions_per_step_function(model, steps):
     """A compiled `inputs → [T, steps + 1, Q, ...]`: query predictions of a
-    gradient-based `model` after 0..`steps` inner steps on each task."""
+    gradient-based `model` after 0..`steps` inner steps on each task.
+
+    Args:
+      model: a built gradient-based `MetaModel` (see `is_gradient_based`).
+      steps: the number of inner steps.
+
+    Returns:
+      A `tf.function` of an episode dict.
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp())
+    model.compile(loss="mse")
+    inputs, _ = next(iter(km.data.sinusoid_episodes(meta_batch_size=2)))
+    model.predict_on_batch(inputs)  # builds the model
+    predict = km.evaluation.predictions_per_step_function(model, steps=3)
+    predict(inputs).shape  # (2, 4, 10, 1)
+    ```
+    """
 
     @tf.function(reduce_retracing=True)
     def predict(inputs):
@@ -90,7 +147,24 @@ def predictions_per_step_function(model, steps):
 
 def per_task_loss(loss, query_y, predictions):
     """`loss` (as given to `compile`) of each task: `[T, Q(, out)]` targets
-    and `[T, Q, ...]` predictions → `[T]`, the mean over its query set."""
+    and `[T, Q, ...]` predictions → `[T]`, the mean over its query set.
+
+    Args:
+      loss: a Keras loss, its name, or a function `(y_true, y_pred) → [N]`.
+      query_y: `[T, Q(, out)]` targets.
+      predictions: `[T, Q, ...]` query predictions.
+
+    Returns:
+      A `[T]` tensor.
+
+    Example:
+
+    ```python
+    query_y = np.zeros((2, 3, 1), "float32")
+    predictions = np.stack([np.zeros((3, 1)), np.ones((3, 1))]).astype("float32")
+    km.evaluation.per_task_loss("mse", query_y, predictions)  # [0.0, 1.0]
+    ```
+    """
     loss = keras.losses.get(loss) if isinstance(loss, str) else loss
     per_example = loss.call(query_y, predictions) if isinstance(loss, keras.losses.Loss) \
         else loss(query_y, predictions)
@@ -98,7 +172,24 @@ def per_task_loss(loss, query_y, predictions):
 
 
 def per_task_accuracy(query_y, predictions):
-    """`[T, Q]` int labels and `[T, Q, ways]` scores → `[T]` accuracy."""
+    """`[T, Q]` int labels and `[T, Q, ways]` scores → `[T]` accuracy.
+
+    Args:
+      query_y: `[T, Q]` int labels.
+      predictions: `[T, Q, ways]` scores (logits or probabilities).
+
+    Returns:
+      A `[T]` float32 tensor, the fraction of each task's queries whose
+      highest score is their label.
+
+    Example:
+
+    ```python
+    query_y = np.array([[0, 1], [1, 1]])
+    scores = np.array([[[2.0, 0.0], [0.0, 3.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    km.evaluation.per_task_accuracy(query_y, scores)  # [1.0, 0.5]
+    ```
+    """
     hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=query_y.dtype), query_y)
     return tf.reduce_mean(tf.cast(hits, tf.float64), axis=1)
 
@@ -112,9 +203,20 @@ class TaskEvaluator:
       inner_steps: inner steps of gradient-based models; None reads
         `model.eval_inner_steps` at each call.
       on_divergence: "raise" (a diverging inner loop raises the
-        `FloatingPointError` of `keras_meta.adaptation.adapt`) or "record"
+        `FloatingPointError` of the inner loop) or "record"
         (its task's results are non-finite, and `TaskResults.summary` counts
         it apart): for reports that must not lose the other tasks.
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_steps=1)
+    model.compile(loss="mse")
+    evaluator = km.evaluation.TaskEvaluator(model, inner_steps=2)
+    test = km.data.sinusoid_episodes(meta_batch_size=5, seed=1)
+    results = evaluator(test, num_tasks=10)
+    results.loss_per_step.shape  # (10, 3)
+    ```
     """
 
     def __init__(self, model, inner_steps=None, on_divergence="raise"):
@@ -191,6 +293,27 @@ class TaskEvaluator:
 
 
 def evaluate_tasks(model, dataset, num_tasks=600, inner_steps=None, on_divergence="raise"):
-    """Evaluates `model` on the first `num_tasks` tasks of `dataset`; see
-    `TaskEvaluator`. Returns `TaskResults`."""
+    """Evaluates `model` on the first `num_tasks` tasks of `dataset`.
+
+    Args:
+      model: a compiled `MetaModel`.
+      dataset: a dataset of `(inputs, query_y)` episode batches.
+      num_tasks: how many tasks to evaluate (the few-shot literature's 600).
+      inner_steps: inner steps of gradient-based models; None: the model's
+        `eval_inner_steps`.
+      on_divergence: "raise" or "record", as for `TaskEvaluator`.
+
+    Returns:
+      `TaskResults`.
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_steps=1)
+    model.compile(loss="mse")
+    test = km.data.sinusoid_episodes(meta_batch_size=5, seed=1)
+    results = km.evaluation.evaluate_tasks(model, test, num_tasks=10)
+    mean, half_width = km.stats.mean_confidence_interval(results.loss)
+    ```
+    """
     return TaskEvaluator(model, inner_steps, on_divergence)(dataset, num_tasks)

@@ -23,9 +23,20 @@ def mlp(hidden=(40, 40), outputs=1, input_shape=(1,), activation="relu", name="m
       outputs: size of the output layer (linear).
       input_shape: feature shape of one example.
       activation: hidden-layer activation.
+      name: the model's name.
+
+    Returns:
+      A `keras.Sequential` model.
 
     Initialised with Keras's defaults (glorot-uniform kernels, zero biases),
     with which the sinusoid results of the README were measured.
+
+    Example:
+
+    ```python
+    learner = km.learners.mlp(hidden=(40, 40))
+    learner(np.zeros((5, 1), "float32")).shape  # (5, 1)
+    ```
     """
     layers = [keras.Input(input_shape)]
     layers += [keras.layers.Dense(width, activation=activation) for width in hidden]
@@ -39,20 +50,56 @@ BATCH_NORM_EPSILON = 1e-5
 
 def fan_in_uniform():
     """PyTorch's default kernel initialisation (`kaiming_uniform_`, a = √5):
-    U(−1/√fan_in, 1/√fan_in), fan_in = kernel height × width × input channels."""
+    U(−1/√fan_in, 1/√fan_in), fan_in = kernel height × width × input channels.
+
+    Returns:
+      A `keras.initializers.VarianceScaling` initializer.
+
+    Example:
+
+    ```python
+    layer = keras.layers.Conv2D(32, 3, kernel_initializer=km.learners.fan_in_uniform())
+    ```
+    """
     return keras.initializers.VarianceScaling(scale=1 / 3, mode="fan_in", distribution="uniform")
 
 
 def fan_in_uniform_bias(fan_in):
     """PyTorch's default bias initialisation: U(−1/√fan_in, 1/√fan_in) with
-    the fan-in of the layer's kernel."""
+    the fan-in of the layer's kernel.
+
+    Args:
+      fan_in: the number of inputs of one output unit of the layer
+        (kernel height × width × input channels).
+
+    Returns:
+      A `keras.initializers.RandomUniform` initializer.
+
+    Example:
+
+    ```python
+    layer = keras.layers.Conv2D(32, 3, kernel_initializer=km.learners.fan_in_uniform(),
+                                bias_initializer=km.learners.fan_in_uniform_bias(3 * 3 * 1))
+    ```
+    """
     bound = 1 / math.sqrt(fan_in)
     return keras.initializers.RandomUniform(-bound, bound)
 
 
 def fan_out_normal():
     """`kaiming_normal_` with mode fan_out: N(0, 2 / fan_out), fan_out =
-    kernel height × width × output channels."""
+    kernel height × width × output channels.
+
+    Returns:
+      A `keras.initializers.VarianceScaling` initializer.
+
+    Example:
+
+    ```python
+    layer = keras.layers.Conv2D(64, 3, use_bias=False,
+                                kernel_initializer=km.learners.fan_out_normal())
+    ```
+    """
     return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out",
                                               distribution="untruncated_normal")
 
@@ -73,6 +120,22 @@ def conv4(ways, filters=64, input_shape=(28, 28, 1), name="conv4"):
     2×2 max-pooling, then a linear layer. Under a `MetaModel`, batch norm
     always uses the statistics of the batch it sees (see `MAML`).
     Initialised as PyTorch's defaults (see the module docstring).
+
+    Args:
+      ways: the number of classes, the size of the output layer.
+      filters: channels of every convolution.
+      input_shape: feature shape of one example.
+      name: the model's name.
+
+    Returns:
+      A `keras.Sequential` model.
+
+    Example:
+
+    ```python
+    learner = km.learners.conv4(ways=5, filters=32)
+    learner(np.zeros((2, 28, 28, 1), "float32")).shape  # (2, 5)
+    ```
     """
     layers = [keras.Input(input_shape)]
     in_channels = input_shape[-1]
@@ -111,6 +174,17 @@ def conv4_embedding(filters=64, input_shape=(28, 28, 1), pooled_blocks=4, flatte
       input_shape: feature shape of one example.
       pooled_blocks: how many blocks (the first ones) end with max-pooling, 0..4.
       flatten: flatten the output to `[N, features]`; otherwise return maps.
+      name: the model's name.
+
+    Returns:
+      A `keras.Sequential` model.
+
+    Example:
+
+    ```python
+    embedding = km.learners.conv4_embedding(filters=32)
+    embedding(np.zeros((2, 28, 28, 1), "float32")).shape  # (2, 32)
+    ```
     """
     if isinstance(pooled_blocks, bool) or pooled_blocks not in range(5):
         raise ValueError(f"`pooled_blocks` must be an int in 0..4; received {pooled_blocks!r}.")
@@ -142,6 +216,17 @@ def resnet12(filters=(64, 160, 320, 640), input_shape=(84, 84, 3), name="resnet1
       filters: channels of the four blocks.
       input_shape: feature shape of one example (84×84×3 for miniImageNet,
         28×28×1 for Omniglot).
+      name: the model's name.
+
+    Returns:
+      A functional `keras.Model`.
+
+    Example:
+
+    ```python
+    embedding = km.learners.resnet12(filters=(8, 8, 8, 8), input_shape=(28, 28, 1))
+    embedding(np.zeros((2, 28, 28, 1), "float32")).shape  # (2, 8)
+    ```
     """
     if (not isinstance(filters, (list, tuple)) or len(filters) != 4
             or not all(isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in filters)):

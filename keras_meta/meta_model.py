@@ -21,7 +21,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
     """Base class of every meta-learner.
 
     A `MetaModel` wraps a *learner* (any Keras model: Sequential, Functional or
-    subclassed). Its inputs are episode batches (see `keras_meta.episode`):
+    subclassed). Its inputs are episode batches (see `km.data.episodes`):
     `call(inputs)` uses each task's support set and returns the query
     predictions, `[T, Q, ways]` logits or `[T, Q, out]` values.
 
@@ -76,6 +76,20 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         (`tf.map_fn`'s `parallel_iterations`). Memory grows with it; on a
         2-core CPU, 2 is as fast as 10 at about half the peak memory
         (second-order MAML, 20-way 1-shot, 5 inner steps).
+
+    Example:
+
+    ```python
+    class MeanTarget(km.MetaModel):  # predicts the mean support target; learns nothing
+        def adapt_and_predict(self, support_x, support_y, query_x, training=False):
+            mean = tf.reduce_mean(support_y, axis=1, keepdims=True)
+            return tf.broadcast_to(mean, tf.shape(query_x))
+
+    model = MeanTarget(km.learners.mlp())
+    model.compile(loss="mse")
+    test = km.data.sinusoid_episodes(meta_batch_size=5, seed=1)
+    model.evaluate(test, steps=2, verbose=0)
+    ```
     """
 
     # The constructor argument that takes the learner (a subclass names it for its role).
@@ -288,7 +302,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
                preprocess=None, **kwargs):
         """Exports a SavedModel whose `serve(support_x, support_y, query_x)`
         adapts and predicts, on raw images that it runs through `preprocess`
-        when given (see `keras_meta.export`); other formats as in Keras."""
+        when given (see the README's export section); other formats as in Keras."""
         if format != "tf_saved_model" or kwargs:
             if preprocess is not None:
                 raise ValueError(f'`preprocess` needs format="tf_saved_model"; received '

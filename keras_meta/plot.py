@@ -20,12 +20,45 @@ CI_SUFFIX = "_ci"
 
 
 def new_axes(width=6.0, height=4.0):
-    """Axes of a new figure of `width` × `height` inches."""
+    """Axes of a new figure of `width` × `height` inches.
+
+    The figure is a `matplotlib.figure.Figure` of its own, not one of pyplot's.
+
+    Args:
+      width: the figure's width in inches.
+      height: the figure's height in inches.
+
+    Returns:
+      Matplotlib `Axes`.
+
+    Example:
+
+    ```python
+    ax = km.plot.new_axes(width=4, height=3)
+    ax.plot([0, 1], [1, 0])
+    ```
+    """
     return Figure(figsize=(width, height)).add_subplot()
 
 
 def save(ax, path, dpi=100):
-    """Writes the figure of `ax` to `path` (format from its extension)."""
+    """Writes the figure of `ax` to `path` (format from its extension).
+
+    Creates the directory of `path` if it does not exist.
+
+    Args:
+      ax: Matplotlib `Axes`.
+      path: the file to write, e.g. `"plots/curves.png"`.
+      dpi: resolution in dots per inch.
+
+    Example:
+
+    ```python
+    ax = km.plot.new_axes()
+    ax.plot([0, 1], [1, 0])
+    km.plot.save(ax, "plots/line.png")
+    ```
+    """
     directory = os.path.dirname(os.fspath(path))
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -33,9 +66,26 @@ def save(ax, path, dpi=100):
 
 
 def read_history(history):
-    """`{metric: [value per epoch]}` from a `keras.callbacks.History`, its
-    `.history` dict, or the path of a `keras.callbacks.CSVLogger` file
-    (`NA` cells become NaN)."""
+    """The logged metrics of a training run, epoch by epoch.
+
+    Args:
+      history: a `keras.callbacks.History` (what `fit` returns), its
+        `.history` dict, or the path of a `keras.callbacks.CSVLogger` file
+        (`NA` cells become NaN).
+
+    Returns:
+      `{metric: [value per epoch]}`.
+
+    Example:
+
+    ```python
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    logger = keras.callbacks.CSVLogger("log.csv")
+    model.fit(np.ones((4, 1)), np.ones((4, 1)), epochs=2, callbacks=[logger], verbose=0)
+    km.plot.read_history("log.csv")  # {"loss": [..., ...]}
+    ```
+    """
     if hasattr(history, "history"):
         return dict(history.history)
     if isinstance(history, dict):
@@ -56,7 +106,20 @@ def _number(text):
 
 def default_metrics(logs):
     """The accuracy curves of `logs` if any, else the loss curves (not their
-    `_ci` half-widths nor the per-step values)."""
+    `_ci` half-widths nor the per-step values).
+
+    Args:
+      logs: the metric names, e.g. the keys of `read_history`'s result.
+
+    Returns:
+      A list of metric names.
+
+    Example:
+
+    ```python
+    km.plot.default_metrics(["loss", "val_accuracy", "val_accuracy_ci"])  # ["val_accuracy"]
+    ```
+    """
     curves = [key for key in logs if not key.endswith(CI_SUFFIX) and "_step_" not in key]
     accuracy = [key for key in curves if "accuracy" in key]
     return accuracy or [key for key in curves if "loss" in key]
@@ -71,7 +134,18 @@ def learning_curves(history, metrics=None, steps_per_epoch=None, ax=None):
       metrics: names to plot; default `default_metrics`.
       steps_per_epoch: if given, the x axis counts meta-iterations (epoch
         `e` ends at `e · steps_per_epoch`), else epochs.
-      ax: axes to draw on.
+      ax: axes to draw on; default `new_axes()`.
+
+    Returns:
+      The axes.
+
+    Example:
+
+    ```python
+    history = {"val_accuracy": [0.5, 0.7, 0.8], "val_accuracy_ci": [0.05, 0.04, 0.03]}
+    ax = km.plot.learning_curves(history, steps_per_epoch=100)
+    km.plot.save(ax, "curves.png")
+    ```
     """
     logs = read_history(history)
     metrics = default_metrics(logs) if metrics is None else list(metrics)
@@ -100,6 +174,19 @@ def by_inner_step(per_step, label=None, ylabel="accuracy", ax=None):
     Args:
       per_step: `[N, steps + 1]` per-task values after 0..steps inner steps
         (`TaskResults.accuracy_per_step` or `.loss_per_step`), N ≥ 2.
+      label: the legend's entry for this curve; no legend when None.
+      ylabel: what the values are, for the y axis's label.
+      ax: axes to draw on; default `new_axes()`.
+
+    Returns:
+      The axes.
+
+    Example:
+
+    ```python
+    per_step = np.random.default_rng(0).uniform(0.2, 1.0, size=(100, 6))
+    ax = km.plot.by_inner_step(per_step, label="MAML")
+    ```
     """
     per_step = np.asarray(per_step, dtype=np.float64)
     if per_step.ndim != 2 or per_step.shape[0] < 2:
@@ -130,6 +217,19 @@ def regression_fit(support_x, support_y, grid_x, predictions_per_step, steps=Non
         0..steps inner steps.
       steps: which step counts to draw; default the first, second and last.
       query_x, query_y: optional `[Q, 1]` held-out points of the task.
+      ax: axes to draw on; default `new_axes()`.
+
+    Returns:
+      The axes.
+
+    Example:
+
+    ```python
+    grid = np.linspace(-5, 5, 50)[:, None]
+    predictions = np.stack([np.sin(grid) * scale for scale in (0.0, 0.5, 1.0)])  # [3, 50, 1]
+    support_x = np.array([[-2.0], [0.5], [3.0]])
+    ax = km.plot.regression_fit(support_x, np.sin(support_x), grid, predictions)
+    ```
     """
     predictions = np.asarray(predictions_per_step)
     grid = np.asarray(grid_x).reshape(-1)

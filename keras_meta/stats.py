@@ -17,6 +17,13 @@ def mean_confidence_interval(values):
 
     Returns:
       `(mean, half_width)` as Python floats.
+
+    Example:
+
+    ```python
+    mean, half_width = km.stats.mean_confidence_interval([0.8, 0.6, 1.0, 0.8])
+    print(f"{100 * mean:.1f} ± {100 * half_width:.1f}%")  # 80.0 ± 16.0%
+    ```
     """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.size < 2:

@@ -34,8 +34,22 @@ from keras_meta import arguments
 
 
 def as_dtype(value, dtype):
-    """`value` (Python number or tensor) as a tensor of `dtype`, without a
-    float32 round trip for Python floats."""
+    """`value` as a tensor of `dtype`, without a float32 round trip for
+    Python floats.
+
+    Args:
+      value: a Python number or a tensor.
+      dtype: the dtype of the result.
+
+    Returns:
+      A tensor of `dtype`.
+
+    Example:
+
+    ```python
+    km.update_rules.as_dtype(0.1, tf.float64)  # exactly 0.1 in float64
+    ```
+    """
     if isinstance(value, (int, float)):
         return tf.constant(value, dtype)
     return tf.cast(value, dtype)
@@ -44,7 +58,12 @@ def as_dtype(value, dtype):
 class UpdateRule(abc.ABC):
     """Base class of inner-loop update rules (see the module docstring).
 
-    Example, inner-loop momentum:
+    Subclasses override `update`, and `build`, `init` and `get_config` when
+    they have meta-parameters, per-task state or arguments.
+
+    Example:
+
+    Inner-loop momentum:
 
     ```python
     @keras.saving.register_keras_serializable()
@@ -65,7 +84,7 @@ class UpdateRule(abc.ABC):
         def get_config(self):
             return {"learning_rate": self.learning_rate, "momentum": self.momentum}
 
-    model = km.MAML(learner, inner_rule=Momentum(0.1))
+    model = km.MAML(km.learners.mlp(), inner_rule=Momentum(0.1))
     ```
     """
 
@@ -98,6 +117,12 @@ class SGD(UpdateRule):
     Args:
       learning_rate: a number, or a tensor that broadcasts against each
         weight (a tensor is not saved with the model).
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_rule=km.update_rules.SGD(0.01))
+    ```
     """
 
     def __init__(self, learning_rate):
@@ -116,7 +141,18 @@ class SGD(UpdateRule):
 @keras.saving.register_keras_serializable(package="keras_meta")
 class ClipByNorm(UpdateRule):
     """Rescales each weight's gradient to an L2 norm of at most `max_norm`
-    (as a Keras optimizer's `clipnorm`); chain it before a rule that steps."""
+    (as a Keras optimizer's `clipnorm`); chain it before a rule that steps.
+
+    Args:
+      max_norm: a positive number, the largest L2 norm of each weight's gradient.
+
+    Example:
+
+    ```python
+    rule = km.update_rules.chain(km.update_rules.ClipByNorm(1.0), km.update_rules.SGD(0.4))
+    model = km.MAML(km.learners.mlp(), inner_rule=rule)
+    ```
+    """
 
     def __init__(self, max_norm):
         arguments.check_finite_number("max_norm", max_norm, above=0)
@@ -133,7 +169,17 @@ class ClipByNorm(UpdateRule):
 class LearnedRates(UpdateRule):
     """`updates = −α ⊙ g` with a meta-learned rate per element of every weight
     (Meta-SGD): `rates`, one variable `inner_rate_<i>` shaped like the
-    learner's weight `i`, all starting at `initial_rate`."""
+    learner's weight `i`, all starting at `initial_rate`.
+
+    Args:
+      initial_rate: the starting value of every rate.
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_rule=km.update_rules.LearnedRates(0.01))  # Meta-SGD
+    ```
+    """
 
     def __init__(self, initial_rate=0.01):
         arguments.check_finite_number("initial_rate", initial_rate)
@@ -159,7 +205,19 @@ class LearnedRates(UpdateRule):
 class PerStepRates(UpdateRule):
     """`updates = −α[i, k] · g` with one meta-learned rate per weight tensor
     `i` and per step `k` (MAML++'s LSLR): `rates` `[weights, steps]`, all
-    starting at `initial_rate`. Steps past `steps` reuse the last column."""
+    starting at `initial_rate`. Steps past `steps` reuse the last column.
+
+    Args:
+      steps: the number of inner steps with their own rates, at least 1.
+      initial_rate: the starting value of every rate.
+
+    Example:
+
+    ```python
+    rule = km.update_rules.PerStepRates(steps=5, initial_rate=0.1)
+    model = km.MAML(km.learners.mlp(), inner_rule=rule, inner_steps=5)
+    ```
+    """
 
     def __init__(self, steps, initial_rate=0.1):
         arguments.check_int("steps", steps, minimum=1)
@@ -187,7 +245,17 @@ class PerStepRates(UpdateRule):
 @keras.saving.register_keras_serializable(package="keras_meta")
 class Chain(UpdateRule):
     """Rules applied in order, each reading the previous one's updates as
-    its gradients; build it with `chain(*rules)`."""
+    its gradients; build it with `chain(*rules)`.
+
+    Args:
+      rules: one or more `UpdateRule` objects, applied in order.
+
+    Example:
+
+    ```python
+    rule = km.update_rules.Chain([km.update_rules.ClipByNorm(1.0), km.update_rules.SGD(0.4)])
+    ```
+    """
 
     def __init__(self, rules):
         rules = list(rules)
@@ -219,12 +287,44 @@ class Chain(UpdateRule):
 
 
 def chain(*rules):
-    """The rules applied in order (see `Chain`); one rule is returned as it is."""
+    """The rules applied in order (see `Chain`); one rule is returned as it is.
+
+    Args:
+      *rules: `UpdateRule` objects, applied in order.
+
+    Returns:
+      A `Chain` of the rules, or the one rule.
+
+    Example:
+
+    ```python
+    rule = km.update_rules.chain(km.update_rules.ClipByNorm(1.0),
+                                 km.update_rules.LearnedRates(0.01))
+    model = km.MAML(km.learners.mlp(), inner_rule=rule)
+    ```
+    """
     return rules[0] if len(rules) == 1 and isinstance(rules[0], UpdateRule) else Chain(rules)
 
 
 def check_rule(rule, name="inner_rule"):
-    """`rule` if it is an `UpdateRule`, else a `TypeError` naming `name`."""
+    """Checks that `rule` is an `UpdateRule`, for a constructor that takes one.
+
+    Args:
+      rule: the object to check.
+      name: the argument name the error message gives.
+
+    Returns:
+      `rule`.
+
+    Raises:
+      TypeError: if `rule` is not an `UpdateRule`.
+
+    Example:
+
+    ```python
+    rule = km.update_rules.check_rule(km.update_rules.SGD(0.1), name="my_rule")
+    ```
+    """
     if not isinstance(rule, UpdateRule):
         raise TypeError(f"`{name}` must be a keras_meta.update_rules.UpdateRule; received "
                         f"{type(rule).__name__}.")

@@ -17,6 +17,14 @@ class ANIL(MAML):
       learner, inner_lr, inner_steps, eval_inner_steps, first_order: as in `MAML`.
       head: name or list of names of the learner's layers that adapt; None
         (default) is the last layer that has trainable weights.
+
+    Example:
+
+    ```python
+    model = km.ANIL(km.learners.conv4(ways=5), inner_lr=0.4, inner_steps=5)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, learner, head=None, **kwargs):

@@ -72,7 +72,7 @@ class LEO(embedding_model.EmbeddingModel):
     3. `inner_steps` gradient steps on the support cross-entropy adapt the
        latent codes, `z ← z − α ⊙ ∇_z`; then `finetune_steps` steps adapt the
        generated weights, `w ← w − η ⊙ ∇_w`. Both run through
-       `keras_meta.adaptation.adapt`, on all tasks at once (tasks are
+       the inner loop of `MAML`, on all tasks at once (tasks are
        independent); `α` `[L]` and `η` `[D]` are meta-learned.
     4. The meta-loss is the compiled loss on the query logits plus
        `kl_weight · KL(q(z) ‖ N(0, I))` (closed form),
@@ -96,9 +96,9 @@ class LEO(embedding_model.EmbeddingModel):
       finetune_steps: steps fine-tuning the generated weights.
       inner_lr_init: initial value of the learned latent rates `α`.
       finetune_lr_init: initial value of the learned weight rates `η`.
-      kl_weight, encoder_penalty_weight, l2_penalty_weight,
-      orthogonality_penalty_weight: weights of the regularisers (the
+      kl_weight, encoder_penalty_weight: weights of the regularisers (the
         reference implementation's defaults).
+      l2_penalty_weight, orthogonality_penalty_weight: likewise.
       seed: seed of the sampling.
 
     Inputs are episode dicts; outputs are logits `[T, Q, ways]`. Train with
@@ -106,6 +106,14 @@ class LEO(embedding_model.EmbeddingModel):
     meta-gradient as the reference implementation does, e.g.
     `Adam(3e-3, global_clipnorm=1.0)`: unclipped, a 1,000-iteration Omniglot
     run (conv4, Adam 3e-3) diverged after reaching 76% training accuracy.
+
+    Example:
+
+    ```python
+    model = km.LEO(km.learners.conv4_embedding(), latent_size=16, inner_steps=5)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, embedding, latent_size=64, inner_steps=5, finetune_steps=5,

@@ -2,7 +2,7 @@
 
 `MAML` is also the base of every gradient-based algorithm: a subclass
 overrides only what differs (the update rule, which weights adapt, the outer
-objective) and inherits the inner loop of `keras_meta.adaptation`.
+objective) and inherits the inner loop (`adaptation.adapt`).
 """
 
 import keras
@@ -71,6 +71,16 @@ class MAML(MetaModel):
     Batch norm uses the statistics of the batch it sees (support batch while
     adapting, query batch when predicting), in training and evaluation alike,
     and its moving statistics are never updated.
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(hidden=(40, 40)), inner_lr=0.01, inner_steps=1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(km.data.sinusoid_episodes(meta_batch_size=4), steps_per_epoch=2, epochs=1)
+    test = km.data.sinusoid_episodes(meta_batch_size=5, seed=1)
+    model.evaluate(test, steps=2)
+    ```
     """
 
     def __init__(self, learner, inner_lr=None, inner_steps=1, eval_inner_steps=None,
@@ -328,7 +338,21 @@ class MAML(MetaModel):
 
 @keras.saving.register_keras_serializable(package="keras_meta")
 class FOMAML(MAML):
-    """First-order MAML: `MAML(..., first_order=True)`."""
+    """First-order MAML: `MAML(..., first_order=True)`.
+
+    Args:
+      learner: as for `MAML`.
+      first_order: True; FOMAML is first-order by definition.
+      **kwargs: the other arguments of `MAML`.
+
+    Example:
+
+    ```python
+    model = km.FOMAML(km.learners.conv4(ways=5), inner_lr=0.4, inner_steps=1)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
+    """
 
     def __init__(self, learner, first_order=True, **kwargs):
         if first_order is not True:

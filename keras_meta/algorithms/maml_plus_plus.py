@@ -108,9 +108,32 @@ class MAMLPlusPlus(MAML):
     - Cosine annealing of the outer learning rate is the optimizer's job:
       compile with `keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(...))`.
 
+    Args:
+      learner: as for `MAML`.
+      inner_lr: the initial inner learning rate (every learned rate's, with
+        `learn_inner_rates`).
+      inner_steps: inner steps during meta-training, at least 1.
+      eval_inner_steps: inner steps outside training; default `inner_steps`.
+      learn_inner_rates: LSLR, see above.
+      multi_step_loss: MSL, see above.
+      multi_step_loss_epochs: epochs over which MSL's weights anneal, at least 1.
+      per_step_batch_norm: BNWB, see above.
+      first_order_epochs: epochs of first-order meta-gradients, see above.
+      **kwargs: the other arguments of `MAML` (not `first_order` nor
+        `inner_rule`).
+
     Evaluation with more steps than `inner_steps` reuses the last step's
     learned rates and batch-norm values. `fit` adds a callback that keeps the
     model's `epoch` variable current (it is saved with the model).
+
+    Example:
+
+    ```python
+    model = km.MAMLPlusPlus(km.learners.conv4(ways=5), inner_lr=0.1, inner_steps=5,
+                            multi_step_loss_epochs=10, first_order_epochs=5)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, learner, inner_lr=0.1, inner_steps=5, eval_inner_steps=None,

@@ -35,6 +35,14 @@ class MatchingNet(metric.MetricModel):
         accuracy with 1, 83% with 10).
 
     Inputs are episode dicts; outputs are logits `[T, Q, ways]`.
+
+    Example:
+
+    ```python
+    model = km.MatchingNet(km.learners.conv4_embedding(), full_context_embeddings=True)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, embedding, full_context_embeddings=False, context_steps=3, scale=10.0,

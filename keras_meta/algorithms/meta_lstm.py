@@ -105,6 +105,14 @@ class MetaLSTM(MAML):
       **kwargs: `MAML`'s other options (`inner_clipnorm`, `per_task_gradients`, ...).
 
     Memory grows with `P · H` per task in flight.
+
+    Example:
+
+    ```python
+    model = km.MetaLSTM(km.learners.conv4(ways=5), inner_steps=5, hidden_units=20)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, learner, inner_steps=5, eval_inner_steps=None, first_order=True,

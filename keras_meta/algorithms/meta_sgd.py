@@ -20,6 +20,13 @@ class MetaSGD(MAML):
     Args:
       learner, inner_steps, eval_inner_steps, first_order: as in `MAML`.
       inner_lr_init: initial value of every learned rate.
+
+    Example:
+
+    ```python
+    model = km.MetaSGD(km.learners.mlp(), inner_lr_init=0.01, inner_steps=1)
+    model.compile(optimizer="adam", loss="mse")
+    ```
     """
 
     def __init__(self, learner, inner_lr_init=0.01, **kwargs):

@@ -26,6 +26,18 @@ class ProtoNet(metric.MetricModel):
         10 for cosine (whose values lie in [−1, 1]).
 
     Inputs are episode dicts; outputs are logits `[T, Q, ways]`.
+
+    Example:
+
+    ```python
+    model = km.ProtoNet(km.learners.conv4_embedding())
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    pairs = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((100, 28, 28, 1), "uint8"), np.repeat(np.arange(10), 10)))
+    train = km.data.episodes(pairs, ways=5, shots=1, query_shots=2, meta_batch_size=2)
+    model.fit(train, steps_per_epoch=1, epochs=1)
+    ```
     """
 
     def __init__(self, embedding, distance="squared_euclidean", scale=None, **kwargs):

@@ -32,7 +32,19 @@ def default_relation_module(filters=64, hidden=8, name="relation_module"):
 @keras.saving.register_keras_serializable(package="keras_meta")
 class RelationMSE(keras.losses.Loss):
     """The Relation Network objective: mean squared error between relation
-    scores `[T, Q, ways]` and the one-hot encoding of int labels `[T, Q]`."""
+    scores `[T, Q, ways]` and the one-hot encoding of int labels `[T, Q]`.
+
+    Args:
+      name: the loss's name.
+      **kwargs: as for any Keras loss (`reduction`, ...).
+
+    Example:
+
+    ```python
+    loss = km.algorithms.RelationMSE()
+    loss(np.array([[0, 1]]), np.array([[[1.0, 0.0], [0.5, 0.5]]]))  # (0 + 0.25 + 0.25 + 0) / 4
+    ```
+    """
 
     def __init__(self, name="relation_mse", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -65,6 +77,14 @@ class RelationNet(metric.MetricModel):
       objective: `"mse"` or `"crossentropy"`.
 
     Inputs are episode dicts; outputs are `[T, Q, ways]` scores or logits.
+
+    Example:
+
+    ```python
+    embedding = km.learners.conv4_embedding(pooled_blocks=2, flatten=False)
+    model = km.RelationNet(embedding)  # objective="mse": compile with RelationMSE
+    model.compile(optimizer="adam", loss=km.algorithms.RelationMSE(), metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, embedding, relation_module=None, objective="mse", **kwargs):

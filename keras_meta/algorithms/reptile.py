@@ -28,6 +28,13 @@ class Reptile(MAML):
       inner_lr: the inner SGD learning rate (default 0.001).
       inner_batch_size: support examples per inner step during training;
         None uses the whole support set.
+
+    Example:
+
+    ```python
+    model = km.Reptile(km.learners.mlp(), inner_lr=0.02, inner_steps=5)
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    ```
     """
 
     def __init__(self, learner, inner_lr=None, inner_steps=5, eval_inner_steps=None,

@@ -88,6 +88,14 @@ class SNAIL(embedding_model.EmbeddingModel):
         sits between consecutive attention blocks.
 
     Inputs are episode dicts; outputs are logits `[T, Q, ways]`.
+
+    Example:
+
+    ```python
+    model = km.SNAIL(km.learners.conv4_embedding(), ways=5, shots=1)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    ```
     """
 
     def __init__(self, embedding, ways=5, shots=1, filters=128,

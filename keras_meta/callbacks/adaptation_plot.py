@@ -31,6 +31,17 @@ class AdaptationPlot(keras.callbacks.Callback):
 
     Attributes:
       paths: the files written so far.
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_steps=1)
+    model.compile(optimizer="adam", loss="mse")
+    test = km.data.sinusoid_episodes(meta_batch_size=1, seed=1)
+    plot = km.callbacks.AdaptationPlot(test, "plots", inner_steps=3)
+    model.fit(km.data.sinusoid_episodes(), steps_per_epoch=1, epochs=1, callbacks=[plot])
+    plot.paths  # ["plots/adaptation_epoch_0001.png"]
+    ```
     """
 
     def __init__(self, dataset, directory, every_n_epochs=1, num_tasks=100, inner_steps=None):

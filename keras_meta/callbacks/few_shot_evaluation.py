@@ -33,6 +33,18 @@ class FewShotEvaluation(keras.callbacks.Callback):
 
     Attributes:
       results: the latest `keras_meta.evaluation.TaskResults` (per-task values).
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_steps=1)
+    model.compile(optimizer="adam", loss="mse")
+    validation = km.callbacks.FewShotEvaluation(
+        km.data.sinusoid_episodes(meta_batch_size=5, seed=1), num_tasks=10, prefix="val")
+    history = model.fit(km.data.sinusoid_episodes(), steps_per_epoch=1, epochs=1,
+                        callbacks=[validation])
+    history.history["val_loss"], history.history["val_loss_ci"]
+    ```
     """
 
     def __init__(self, dataset, num_tasks=600, every_n_epochs=1, prefix="test", inner_steps=None):

@@ -16,6 +16,17 @@ class TaskThroughput(keras.callbacks.Callback):
 
     Args:
       tasks_per_batch: tasks per meta-batch (`meta_batch_size`).
+
+    Example:
+
+    ```python
+    model = km.MAML(km.learners.mlp(), inner_steps=1)
+    model.compile(optimizer="adam", loss="mse")
+    train = km.data.sinusoid_episodes(meta_batch_size=25)
+    history = model.fit(train, steps_per_epoch=2, epochs=1,
+                        callbacks=[km.callbacks.TaskThroughput(tasks_per_batch=25)])
+    history.history["tasks/s"]
+    ```
     """
 
     def __init__(self, tasks_per_batch):

@@ -1,7 +1,7 @@
 """Episode pipelines: the sinusoid family and few-shot image classification.
 
 Pixel convention: images are float32; Omniglot is `[28, 28, 1]` in [0, 1]
-with strokes = 1, background = 0 (see `keras_meta.data.omniglot`).
+with strokes = 1, background = 0 (see `km.data.omniglot_preprocess`).
 Importing this package registers the offline TFDS dataset `omniglot_minimal`.
 """
 

@@ -19,8 +19,9 @@ def labelled_batches(source, *, batch_size, classes=None, split=None, group_by=N
     classes of `split` here are exactly those its episodes draw from.
 
     Args:
-      source, classes, split, group_by, rotations, image_size, preprocess,
-        tfds_split, data_dir, image_key, label_key: as `km.data.episodes`.
+      source, classes, split, group_by, rotations: as `km.data.episodes`.
+      image_size, preprocess, tfds_split, data_dir, image_key, label_key: as
+        `km.data.episodes`.
       batch_size: examples per batch.
       seed: shuffling seed.
 
@@ -29,6 +30,16 @@ def labelled_batches(source, *, batch_size, classes=None, split=None, group_by=N
       float32, labels [batch_size] int32)`. Class `j` is the `j`-th selected
       class in sorted label order; with rotations, class `j` in
       `0..4K-1` is class `j % K` turned `j // K` quarter turns (as `np.rot90`).
+
+    Example:
+
+    ```python
+    pairs = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((100, 8, 8, 1), "uint8"), np.repeat(np.arange(10), 10)))
+    dataset, num_classes = km.data.labelled_batches(pairs, batch_size=16, split="train",
+                                                    classes={"train": range(6), "test": [6, 7]})
+    images, labels = next(iter(dataset))  # [16, 8, 8, 1] float32, [16] int32; num_classes == 6
+    ```
     """
     arguments.check_int("batch_size", batch_size, minimum=1)
     arguments.check_int("seed", seed)
@@ -72,6 +83,14 @@ def omniglot_batches(split, *, batch_size, seed=0, rotations=None, source="omnig
 
     Returns:
       `(dataset, num_classes)` (see `labelled_batches`); images `[28, 28, 1]`.
+
+    Example:
+
+    ```python
+    dataset, num_classes = km.data.omniglot_batches("train", batch_size=64)
+    classifier = keras.Sequential([km.learners.conv4_embedding(),
+                                   keras.layers.Dense(num_classes)])  # pre-training
+    ```
     """
     return labelled_batches(batch_size=batch_size, seed=seed, data_dir=data_dir,
                             **omniglot.omniglot_selection(split, source, rotations))

@@ -58,6 +58,14 @@ def omniglot_preprocess(image):
 
     Returns:
       float32 `[28, 28, 1]` (or `[N, 28, 28, 1]`) in [0, 1], strokes = 1.
+
+    Example:
+
+    ```python
+    drawing = np.full((105, 105, 1), 255, "uint8")  # white paper
+    drawing[40:60, 50:55] = 0  # one black stroke
+    image = km.data.omniglot_preprocess(drawing)  # [28, 28, 1], strokes = 1
+    ```
     """
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.uint8:
@@ -119,6 +127,14 @@ def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size
     Returns:
       A `tf.data.Dataset` of episodes with images `[28, 28, 1]` (see
       `km.data.episodes`).
+
+    Example:
+
+    ```python
+    train = km.data.omniglot_episodes("train", ways=5, shots=1, query_shots=5, meta_batch_size=8)
+    inputs, query_y = next(iter(train))
+    inputs["support_x"].shape  # (8, 5, 28, 28, 1)
+    ```
     """
     if not isinstance(within_alphabet, bool):
         raise ValueError(f"`within_alphabet` must be a bool; received {within_alphabet!r}.")

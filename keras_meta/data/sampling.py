@@ -63,8 +63,8 @@ def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None,
       data_dir: TFDS data directory (TFDS's default when None).
       image_key, label_key: feature names of dict-valued sources.
       start: index of the first batch, an int or a scalar integer variable
-        such as `AtomicBackupAndRestore(...).start_iteration` (resuming; see
-        `keras_meta.data.stream`).
+        such as `km.callbacks.AtomicBackupAndRestore(...).start_iteration`
+        (resuming).
       within_group: if True, each batch's tasks come from one group of
         `group_by` (needs `group_by`).
       drawer_key: name of an integer feature saying who made each example
@@ -77,6 +77,16 @@ def episodes(source, *, ways, shots, query_shots, meta_batch_size, classes=None,
       `query_x` `[T, ways*query_shots, H, W, C]` float32 and `query_y`
       `[T, ways*query_shots]` int32, all shapes static (but the ways
       dimension under `within_group` when a group has fewer than `ways` classes).
+
+    Example:
+
+    ```python
+    pairs = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((100, 8, 8, 1), "uint8"), np.repeat(np.arange(10), 10)))
+    dataset = km.data.episodes(pairs, ways=5, shots=1, query_shots=2, meta_batch_size=4)
+    inputs, query_y = next(iter(dataset))
+    inputs["support_x"].shape, query_y.shape  # (4, 5, 8, 8, 1), (4, 10)
+    ```
     """
     for name, value in (("ways", ways), ("shots", shots), ("query_shots", query_shots),
                         ("meta_batch_size", meta_batch_size)):

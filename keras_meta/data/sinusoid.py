@@ -20,13 +20,30 @@ def sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0,
     reproducible, independent of parallelism, and resumable: `start=i` (or
     `skip(i)`) begins at batch `i`, and `start=backup.start_iteration`
     continues where a run restored by `backup`, a
-    `keras_meta.backup.AtomicBackupAndRestore`, stopped (see
-    `keras_meta.data.stream`).
+    `km.callbacks.AtomicBackupAndRestore`, stopped.
+
+    Args:
+      shots: support points per task.
+      query_shots: query points per task.
+      meta_batch_size: tasks per dataset element.
+      seed: int; the same seed gives the same episodes.
+      amplitude_range: `(low, high)` of the amplitudes `A`.
+      phase_range: `(low, high)` of the phases `φ`.
+      x_range: `(low, high)` of the inputs `x`.
+      start: index of the first batch, an int or a scalar integer variable.
 
     Returns:
       A `tf.data.Dataset` of `(inputs, query_y)` with `support_x`, `support_y`
       `[meta_batch_size, shots, 1]`, `query_x` and `query_y`
       `[meta_batch_size, query_shots, 1]`, all float32.
+
+    Example:
+
+    ```python
+    train = km.data.sinusoid_episodes(shots=10, query_shots=10, meta_batch_size=25, seed=0)
+    inputs, query_y = next(iter(train))
+    inputs["support_x"].shape, query_y.shape  # (25, 10, 1), (25, 10, 1)
+    ```
     """
     for name, value in (("shots", shots), ("query_shots", query_shots),
                         ("meta_batch_size", meta_batch_size)):

@@ -20,11 +20,24 @@ class UpdateNetwork(keras.layers.Layer):
     """The coordinate-wise two-layer LSTM that maps each gradient coordinate
     to an update of that coordinate.
 
+    Args:
+      hidden_units: units of each of the two LSTMs.
+      output_scale: multiplies the linear output (the update).
+      **kwargs: as for any Keras layer (`name`, ...).
+
     `step(gradient, state)`: the gradient `[N]` is preprocessed to `[N, 2]`
     (`coordinatewise.preprocess`), read by two stacked LSTMs of
     `hidden_units`, and a linear output times `output_scale` is the update
     `[N]` (added to the parameters). `state` is `(h1, c1, h2, c2)`, each
     `[N, hidden_units]`. Its weights are created at construction.
+
+    Example:
+
+    ```python
+    network = km.optimizers.UpdateNetwork(hidden_units=8)
+    optimizer = km.optimizers.LearnedOptimizer(hidden_units=8,
+                                               network_weights=network.get_weights())
+    ```
     """
 
     def __init__(self, hidden_units=20, output_scale=0.1, **kwargs):
@@ -76,6 +89,17 @@ class LearnedOptimizer(keras.optimizers.Optimizer):
       network_weights: the network's weights (`network.get_weights()`, as
         `get_config` stores them); None keeps a fresh initialisation.
       name, **kwargs: as for any Keras optimizer (`clipnorm`, ...).
+
+    Example:
+
+    ```python
+    optimizer = km.optimizers.LearnedOptimizer(hidden_units=8)
+    km.optimizers.meta_train(optimizer, km.optimizers.QuadraticProblems(), iterations=2,
+                             batch_size=4, unroll_steps=5, horizon=10)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    ```
     """
 
     def __init__(self, learning_rate=1.0, hidden_units=20, output_scale=0.1, network_weights=None,

@@ -71,6 +71,15 @@ def meta_train(optimizer, problems, iterations, *, batch_size=32, unroll_steps=2
 
     Returns:
       The meta-loss of each iteration, a list of floats.
+
+    Example:
+
+    ```python
+    optimizer = km.optimizers.LearnedOptimizer(hidden_units=8)
+    losses = km.optimizers.meta_train(
+        optimizer, [km.optimizers.QuadraticProblems(), km.optimizers.SinusoidMLPProblems()],
+        iterations=2, batch_size=4, unroll_steps=5, horizon=10)
+    ```
     """
     if not isinstance(optimizer, LearnedOptimizer):
         raise ValueError(f"`optimizer` must be a LearnedOptimizer; received "
@@ -129,8 +138,23 @@ def loss_curves(optimizer, family, steps, batch_size=100, seed=(1, 0)):
     that a fresh copy of `optimizer` (rebuilt from its config, so `optimizer`
     itself is left untouched) updates with `apply`, as in `fit`.
 
+    Args:
+      optimizer: a Keras optimizer (a `LearnedOptimizer` or any other).
+      family: a problem family (`QuadraticProblems`, ...).
+      steps: optimizer steps.
+      batch_size: problems of `family`.
+      seed: the problems' seed, a pair of ints.
+
     Returns:
       `[steps + 1, batch_size]` NumPy losses, row `t` after `t` steps.
+
+    Example:
+
+    ```python
+    problems = km.optimizers.QuadraticProblems()
+    sgd = km.optimizers.loss_curves(keras.optimizers.SGD(0.01), problems, steps=20, batch_size=10)
+    sgd.mean(axis=1)  # the mean loss after 0..20 steps
+    ```
     """
     arguments.check_int("steps", steps, minimum=0)
     optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))

@@ -23,7 +23,18 @@ def _keys(seed, count):
 
 class QuadraticProblems:
     """`f(θ) = ‖Wθ − y‖²` with `W` `[dim, dim]` and `y` `[dim]` drawn i.i.d.
-    from N(0, 1) and `θ_0 ~ N(0, 0.01²)` (Andrychowicz et al. 2016, §3.1)."""
+    from N(0, 1) and `θ_0 ~ N(0, 0.01²)` (Andrychowicz et al. 2016, §3.1).
+
+    Args:
+      dim: the dimension of θ.
+
+    Example:
+
+    ```python
+    curves = km.optimizers.loss_curves(keras.optimizers.Adam(0.1),
+                                       km.optimizers.QuadraticProblems(dim=10), steps=10)
+    ```
+    """
 
     def __init__(self, dim=10):
         arguments.check_int("dim", dim, minimum=1)
@@ -46,7 +57,19 @@ class SinusoidMLPProblems:
     """Fitting one sinusoid `y = A sin(x − φ)` (`A ~ U[0.1, 5]`, `φ ~ U[0, π]`,
     `points` inputs `x ~ U[−5, 5]`, the MAML family) with a ReLU MLP
     `1 → hidden → 1`; Glorot-uniform kernels, zero biases; the loss is the
-    mean squared error on the points."""
+    mean squared error on the points.
+
+    Args:
+      hidden: widths of the MLP's hidden layers.
+      points: inputs `x` per problem.
+
+    Example:
+
+    ```python
+    curves = km.optimizers.loss_curves(keras.optimizers.Adam(0.01),
+                                       km.optimizers.SinusoidMLPProblems(hidden=(20,)), steps=10)
+    ```
+    """
 
     def __init__(self, hidden=(20,), points=20):
         if not isinstance(hidden, (list, tuple)) or not all(

@@ -57,7 +57,23 @@ _CITATION = """\
 
 
 class OmniglotMinimal(tfds.core.GeneratorBasedBuilder):
-    """Omniglot's `images_background_small1` and `small2`, packaged, deduplicated."""
+    """Omniglot's `images_background_small1` and `small2`, packaged, deduplicated.
+
+    The TFDS dataset `omniglot_minimal`, built offline from the archives that
+    ship with keras_meta; importing `km.data` registers it. Features: `image`
+    (105×105×3 uint8 PNG), `alphabet`, `alphabet_char_id`, `label` (the
+    character) and `drawer`. Constructor arguments are TFDS's.
+
+    Example:
+
+    ```python
+    import tensorflow_datasets as tfds
+
+    dataset = tfds.load("omniglot_minimal", split="train")
+    example = next(iter(dataset))
+    example["image"].shape  # (105, 105, 3)
+    ```
+    """
 
     VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
