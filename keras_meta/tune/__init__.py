@@ -8,7 +8,9 @@ trials with their confidence intervals; `python -m keras_meta.tune` runs a
 whole search and writes the leaderboard.
 """
 
+from keras_meta.tune import spaces
 from keras_meta.tune.hypermodel import MetaHyperModel
 from keras_meta.tune.ranking import Row, leaderboard, plot_against_hyperparameters, write_csv
 
-__all__ = ["MetaHyperModel", "Row", "leaderboard", "plot_against_hyperparameters", "write_csv"]
+__all__ = ["MetaHyperModel", "Row", "leaderboard", "plot_against_hyperparameters", "spaces",
+           "write_csv"]

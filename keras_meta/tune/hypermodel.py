@@ -49,11 +49,13 @@ class MetaHyperModel(keras_tuner.HyperModel):
     Example:
 
     ```python
+    import tempfile
     import keras_tuner, keras_meta.tune
-    hypermodel = keras_meta.tune.MetaHyperModel("maml", "sinusoid", steps_per_epoch=100)
-    tuner = keras_tuner.Hyperband(hypermodel, objective=hypermodel.objective, max_epochs=9,
-                                  seed=0, directory="runs/tune", project_name="maml_sinusoid")
-    tuner.search()
+    hypermodel = keras_meta.tune.MetaHyperModel("maml", "sinusoid", steps_per_epoch=2,
+                                                val_tasks=10)
+    tuner = keras_tuner.Hyperband(hypermodel, objective=hypermodel.objective, max_epochs=2,
+                                  seed=1, directory=tempfile.mkdtemp())
+    tuner.search(verbose=0)
     best = tuner.get_best_models(1)[0]
     ```
     """
@@ -84,7 +86,8 @@ class MetaHyperModel(keras_tuner.HyperModel):
         return keras_tuner.Objective("val_loss", direction="min")
 
     def config(self, hp):
-        """The `keras_meta.cli.config.Config` of the trial whose settings `hp` holds."""
+        """The settings of the trial whose values `hp` holds, as the
+        `Config` that `python -m keras_meta.train` resolves its flags to."""
         config = self.base_config
         return dataclasses.replace(config, **spaces.declare(hp, config.algorithm, config.dataset))
 

@@ -32,6 +32,14 @@ class Row:
         the 95% confidence interval of a difference of two means
         (`1.96 · √(se_best² + se²)`, conservative since the trials share
         their validation tasks); `"worse"`; or `"no result"`.
+
+    Example:
+
+    ```python
+    import keras_meta.tune
+    row = keras_meta.tune.Row("3", "COMPLETED", {"inner_lr": 0.4}, objective=0.81, ci=0.02,
+                              epoch=2, rank=1, verdict="best")
+    ```
     """
 
     trial_id: str
@@ -54,6 +62,20 @@ def leaderboard(tuner):
 
     Returns:
       A list of `Row`.
+
+    Example:
+
+    ```python
+    import tempfile
+    import keras_tuner, keras_meta.tune
+    hypermodel = keras_meta.tune.MetaHyperModel("maml", "sinusoid", steps_per_epoch=2,
+                                                val_tasks=10)
+    tuner = keras_tuner.RandomSearch(hypermodel, objective=hypermodel.objective, max_trials=2,
+                                     seed=1, directory=tempfile.mkdtemp())
+    tuner.search(epochs=1, verbose=0)
+    for row in keras_meta.tune.leaderboard(tuner):
+        print(row.rank, row.verdict, f"{row.objective:.3f} ± {row.ci:.3f}", row.values)
+    ```
     """
     objective = tuner.oracle.objective
     rows = [_row(trial, objective.name) for trial in tuner.oracle.trials.values()]
@@ -103,8 +125,24 @@ def _observations(trial, name):
 
 
 def write_csv(rows, path, objective_name):
-    """Writes `rows` to the CSV file `path`: rank, verdict, objective, its
-    CI, best epoch, trial id, status, then one column per hyperparameter."""
+    """Writes a leaderboard to a CSV file: rank, verdict, objective, its CI,
+    best epoch, trial id, status, then one column per hyperparameter.
+
+    Args:
+      rows: the `leaderboard`'s rows.
+      path: the file to write.
+      objective_name: the objective's column name (`"val_accuracy"`).
+
+    Example:
+
+    ```python
+    import os, tempfile
+    import keras_meta.tune
+    rows = [keras_meta.tune.Row("0", "COMPLETED", {"inner_lr": 0.4}, 0.81, 0.02, 2, 1, "best")]
+    keras_meta.tune.write_csv(rows, os.path.join(tempfile.mkdtemp(), "board.csv"),
+                              "val_accuracy")
+    ```
+    """
     names = sorted({name for row in rows for name in row.values})
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     with open(path, "w", newline="") as file:
@@ -125,6 +163,19 @@ def plot_against_hyperparameters(rows, path, objective_name, log_scale=()):
       path: where to write (format from the extension).
       objective_name: the y-axis label.
       log_scale: hyperparameters whose axis is logarithmic.
+
+    Example:
+
+    ```python
+    import os, tempfile
+    import keras_meta.tune
+    Row = keras_meta.tune.Row
+    rows = [Row("0", "COMPLETED", {"inner_lr": 0.4}, 0.81, 0.02, 2, 1, "best"),
+            Row("1", "COMPLETED", {"inner_lr": 0.1}, 0.78, 0.02, 1, 2, "worse")]
+    keras_meta.tune.plot_against_hyperparameters(
+        rows, os.path.join(tempfile.mkdtemp(), "board.png"), "val_accuracy",
+        log_scale=("inner_lr",))
+    ```
     """
     scored = [row for row in rows if row.rank is not None]
     names = sorted({name for row in scored for name in row.values})

@@ -26,8 +26,18 @@ def declare(hp, algorithm, dataset):
       dataset: `"omniglot_minimal"`, `"omniglot"` or `"sinusoid"`.
 
     Returns:
-      `{setting: value}`: the trial's values of the settings of
-      `keras_meta.cli.config.Config` that the search varies.
+      `{setting: value}`: the trial's values of the searched settings, named
+      as the flags of `python -m keras_meta.train`.
+
+    Example:
+
+    ```python
+    import keras_tuner, keras_meta.tune
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("inner_lr", 0.4)   # declared first: kept, not searched
+    settings = keras_meta.tune.spaces.declare(hp, "maml", "omniglot_minimal")
+    assert settings["inner_lr"] == 0.4 and settings["eval_inner_steps"] == 3  # the defaults
+    ```
     """
     defaults = presets.defaults(dataset, algorithm)
     image = dataset != "sinusoid"
