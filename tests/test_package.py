@@ -98,6 +98,54 @@ def artifacts(tmp_path_factory):
     return via_sdist[1], via_sdist[0], direct[0]
 
 
+def python_sources():
+    for folder in ("keras_meta", "tests", "examples", "benchmarks"):
+        yield from sorted(p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def annotations(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = node.args
+            for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                             arguments.vararg, arguments.kwarg):
+                if argument is not None and argument.annotation is not None:
+                    yield argument.annotation
+            if node.returns is not None:
+                yield node.returns
+        elif isinstance(node, ast.AnnAssign):
+            yield node.annotation
+
+
+def test_sources_run_on_the_oldest_supported_python():
+    """Python 3.9 (requires-python's lower bound) parses every module, evaluates no `X | Y`
+    annotation (dataclass fields and signatures are evaluated unless the module has
+    `from __future__ import annotations`) and has no `zip(strict=)`."""
+    assert PYPROJECT["project"]["requires-python"].startswith(">=3.9,")
+    problems = []
+    for path in python_sources():
+        name = path.relative_to(ROOT).as_posix()
+        source = path.read_text(encoding="utf-8")
+        try:
+            tree = ast.parse(source, filename=name, feature_version=(3, 9))
+        except SyntaxError as error:
+            problems.append(f"{name}: {error}")
+            continue
+        postponed = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                        and any(alias.name == "annotations" for alias in node.names)
+                        for node in tree.body)
+        if not postponed:
+            problems += [f"{name}:{a.lineno}: `|` in an evaluated annotation"
+                         for a in annotations(tree) if any(
+                             isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)
+                             for n in ast.walk(a))]
+        problems += [f"{name}:{node.lineno}: zip(strict=) is Python 3.10"
+                     for node in ast.walk(tree) if isinstance(node, ast.Call)
+                     and getattr(node.func, "id", None) == "zip"
+                     and any(k.arg == "strict" for k in node.keywords)]
+    assert not problems, problems
+
+
 def test_version_has_one_source():
     import keras_meta
 
