@@ -12,7 +12,7 @@ accessor below was written against `WRITTEN_AGAINST`.
 If a Keras release renames or removes one of them, the accessor raises a
 `KerasInternalsError` naming the internal and the installed Keras and
 TensorFlow versions, and the test suite fails on it rather than a user's
-training run. `setup.py` bounds Keras and TensorFlow to the versions CI
+training run. `pyproject.toml` bounds Keras and TensorFlow to the versions CI
 tests (`SUPPORTED`).
 """
 
@@ -20,7 +20,7 @@ import keras
 import tensorflow as tf
 
 WRITTEN_AGAINST = "Keras 3.15.1, TensorFlow 2.21.0"
-# The lowest and newest minor versions CI installs: `setup.py`'s bounds and
+# The lowest and newest minor versions CI installs: `pyproject.toml`'s bounds and
 # `.ci/lowest-constraints.txt` (Keras 3.7 lacks `_aggregate_additional_loss`).
 KERAS_VERSIONS = ("3.8", "3.15")
 TENSORFLOW_VERSIONS = ("2.18", "2.21")

@@ -147,7 +147,8 @@ def test_backup_and_restore_resumes_as_if_never_interrupted(name, tmp_path, op_d
 
     assert history.epoch == [1]
     assert int(resumed.optimizer.iterations) == int(uninterrupted.optimizer.iterations) == 4
-    for a, b in zip(uninterrupted.get_weights(), resumed.get_weights(), strict=True):
+    assert len(uninterrupted.get_weights()) == len(resumed.get_weights())
+    for a, b in zip(uninterrupted.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert not os.path.exists(backup)  # deleted once training completed
 

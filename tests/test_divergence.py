@@ -34,7 +34,8 @@ def state(model):
 
 
 def assert_unchanged(model, before):
-    for got, want in zip(state(model), before, strict=True):
+    assert len(state(model)) == len(before)
+    for got, want in zip(state(model), before):
         np.testing.assert_array_equal(got, want)
         assert np.all(np.isfinite(got))
 

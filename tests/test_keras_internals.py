@@ -1,7 +1,7 @@
 """The Keras and TensorFlow internals keras_meta uses: all in one module, each
 still there and doing what keras_meta relies on in the installed versions.
 A failure here names the installed Keras version: update
-`keras_meta/keras_internals.py` (or the bounds in `setup.py`) for it."""
+`keras_meta/keras_internals.py` (or the bounds in `pyproject.toml`) for it."""
 
 import pathlib
 import re
@@ -110,12 +110,12 @@ def test_a_missing_internal_says_which_and_which_versions():
     assert tf.__version__ in message and keras_internals.WRITTEN_AGAINST in message
 
 
-def test_setup_bounds_and_lowest_pair_match_the_supported_versions():
+def test_declared_bounds_and_lowest_pair_match_the_supported_versions():
     root = PACKAGE.parent
-    setup = (root / "setup.py").read_text(encoding="utf-8")
+    declared = (root / "pyproject.toml").read_text(encoding="utf-8")
     lowest = (root / ".ci" / "lowest-constraints.txt").read_text(encoding="utf-8")
     for package, (low, high) in (("keras", keras_internals.KERAS_VERSIONS),
                                  ("tensorflow", keras_internals.TENSORFLOW_VERSIONS)):
         major, minor = high.split(".")
-        assert f'"{package}>={low},<{major}.{int(minor) + 1}"' in setup, package
+        assert f'"{package}>={low},<{major}.{int(minor) + 1}"' in declared, package
         assert re.search(rf"^{package}=={re.escape(low)}\.0$", lowest, re.MULTILINE), package

@@ -7,6 +7,8 @@ default preprocessing maps integer pixels to [0, 1] (`uint8` 255 → 1.0) and
 leaves float pixels as they are.
 """
 
+from __future__ import annotations  # `X | None` fields on Python 3.9
+
 import dataclasses
 
 import numpy as np
