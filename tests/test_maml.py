@@ -238,5 +238,6 @@ def test_an_xla_step_equals_the_default_step(name, train):
         else:
             model.train_on_batch(inputs, labels)
         weights.append(model.get_weights())
+    # Up to 2.1e-5 apart after two steps on TensorFlow 2.20 (XLA fuses and reorders sums).
     for plain, compiled in zip(*weights):
-        np.testing.assert_allclose(compiled, plain, atol=1e-5)
+        np.testing.assert_allclose(compiled, plain, atol=5e-5)

@@ -5,6 +5,8 @@ that contradicts the preset is an error, except `iterations`), then the
 dataset's default (`keras_meta.cli.presets`).
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 from keras_meta.cli import models, presets

@@ -3,6 +3,8 @@ with the 95% confidence interval, ranked, with the trials that the
 validation tasks cannot tell apart from the best marked as ties; as a CSV
 file and a plot of the objective against each hyperparameter."""
 
+from __future__ import annotations
+
 import csv
 import dataclasses
 import math
