@@ -141,7 +141,7 @@ class LEO(embedding_model.EmbeddingModel):
             keras.layers.Dense(2 * latent_size, activation="relu", use_bias=False, dtype=dtype),
             keras.layers.Dense(2 * latent_size, activation="relu", use_bias=False, dtype=dtype),
             keras.layers.Dense(2 * latent_size, use_bias=False, dtype=dtype),
-        ], name="relation_network", dtype=dtype)
+        ], name="relation_network")
 
     def build(self, input_shape):
         super().build(input_shape)
