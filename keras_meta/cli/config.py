@@ -48,6 +48,7 @@ class Config:
     test_shots: tuple
     export: bool
     export_raw_images: bool
+    dtype_policy: str = "float32"  # Keras's global dtype policy (runs recorded before it: float32)
 
     @property
     def classification(self):
@@ -115,7 +116,7 @@ def resolve(values, given):
         global_clipnorm=values["global_clipnorm"], test_shots=_test_shots(values["test_shots"]),
         export=values["export"], export_raw_images=values["export_raw_images"],
         recompute_inner_steps=values["recompute_inner_steps"],
-        **settings)
+        dtype_policy=values["dtype_policy"], **settings)
 
 
 def _dataset(values, given, protocol, preset):
