@@ -305,7 +305,7 @@ def print_policy_table(rows):
     print("| workload | " + " | ".join(POLICIES) + "".join(
         f" | {policy} / float32 time | {policy} / float32 peak RSS (+)" for policy in POLICIES[1:])
         + " |")
-    print("| --- " * (2 * len(POLICIES)) + "|")
+    print("| --- " * (1 + len(POLICIES) + 2 * (len(POLICIES) - 1)) + "|")
     for workload in rows:
         results = {policy: measure(workload, "keras_meta", policy) for policy in POLICIES}
         print(f"| {workload} | " + " | ".join(cell_text(results[p]) for p in POLICIES)

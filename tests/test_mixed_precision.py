@@ -7,7 +7,7 @@ a non-finite meta-gradient at loss scale 1, still raises.
 Tolerances, relative error of the whole meta-gradient vector
 ‖g − g32‖ / ‖g32‖ on the zoo's tiny models (4-channel conv, batch norm,
 random 8×8 images), measured on a 2-core AVX512_BF16 CPU with TensorFlow
-2.21: mixed_float16 1.5e-3 (MetaLSTM) to 7.3e-2 (ProtoNet), mixed_bfloat16
+2.21: mixed_float16 1.5e-3 (Reptile, MetaLSTM) to 7.3e-2 (ProtoNet), mixed_bfloat16
 5.5e-3 (MultiTask) to 1.9e-1 (MAMLPlusPlus); most of it is the kernel
 gradient of the convolution before batch norm, a sum that cancels (its
 inputs are not centred). The bounds below leave room for other CPUs.
