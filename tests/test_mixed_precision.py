@@ -86,7 +86,9 @@ def test_meta_gradient_matches_float32_and_fit_trains(name):
         model = compiled_under(policy, entry, weights, optimizer)
         assert model.learner.compute_dtype == policy[len("mixed_"):]
         got, loss = unscaled_meta_gradient(model, entry)
-        assert np.linalg.norm(got - want) / np.linalg.norm(want) < tolerance, policy
+        error = np.linalg.norm(got - want) / np.linalg.norm(want)
+        # Above float32's rounding: the layers did compute in float16/bfloat16.
+        assert 1e-5 < error < tolerance, policy
         assert loss == pytest.approx(want_loss, rel=0.02, abs=0.02)
         history = model.fit(entry.training_data(2), steps_per_epoch=2, verbose=0)
         assert np.all(np.isfinite(history.history["loss"])), policy
