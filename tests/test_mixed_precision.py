@@ -66,13 +66,8 @@ def unscaled_meta_gradient(model, entry):
     return np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in grads]) / scale, float(loss)
 
 
-# In the default suite: the zoo's representative algorithms, and Reptile, whose
-# update is not a loss gradient (it is scaled by hand); the others with -m slow.
-DEFAULT = (*zoo.REPRESENTATIVE, "Reptile")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=() if name in DEFAULT else pytest.mark.slow) for name in zoo.IDS])
+# Every algorithm, in the default suite: about 60 s on 2 cores for all of them.
+@pytest.mark.parametrize("name", zoo.IDS)
 def test_meta_gradient_matches_float32_and_fit_trains(name):
     entry = zoo.entry(name)
     reference = compiled_under("float32", entry)
