@@ -66,10 +66,29 @@ def unscaled_meta_gradient(model, entry):
     return np.concatenate([np.ravel(np.asarray(g, np.float64)) for g in grads]) / scale, float(loss)
 
 
+def regularised_classifier():
+    """`zoo.classifier` with an L2 penalty on its dense kernel."""
+    return keras.Sequential([*zoo.classifier().layers[:-1], keras.layers.Dense(
+        zoo.WAYS, kernel_regularizer=keras.regularizers.L2(1.0))])
+
+
+REGULARISED_MAML = zoo.Entry("RegularisedMAML", lambda: km.MAML(
+    regularised_classifier(), inner_lr=0.1, inner_steps=1))
+
+
 # Every algorithm, in the default suite: about 60 s on 2 cores for all of them.
 @pytest.mark.parametrize("name", zoo.IDS)
 def test_meta_gradient_matches_float32_and_fit_trains(name):
-    entry = zoo.entry(name)
+    check_against_float32(zoo.entry(name))
+
+
+def test_regulariser_gradients_are_scaled_as_the_loss_gradients():
+    check_against_float32(REGULARISED_MAML)
+
+
+def check_against_float32(entry):
+    """The meta-gradient and meta-loss of `entry` under each policy against
+    float32's, on the same weights, then two steps of `fit`."""
     reference = compiled_under("float32", entry)
     weights = reference.get_weights()
     want, want_loss = unscaled_meta_gradient(reference, entry)
