@@ -81,7 +81,8 @@ class EmbeddingModel(MetaModel):
             moved = [tf.convert_to_tensor(v.value) if m is None else m for m, v in zip(moved, state)]
             return [predictions[0], self.in_variable_dtype(loss), *grads, *moved]
 
-        signature = [tf.TensorSpec(None, self.variable_dtype), tf.TensorSpec((), self.variable_dtype)]
+        signature = [tf.TensorSpec(None, self.variable_dtype),
+                     tf.TensorSpec((), self.variable_dtype)]
         signature += [tf.TensorSpec(v.shape, v.dtype) for v in variables + state]
         y_pred, losses, *results = self.map_tasks(task, tuple(elements), signature)
         means = [tf.reduce_mean(r, axis=0) for r in results]

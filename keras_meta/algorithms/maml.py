@@ -286,7 +286,8 @@ class MAML(MetaModel):
             grads = [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
             return [predictions, self.in_variable_dtype(loss), *grads]
 
-        signature = [tf.TensorSpec(None, self.variable_dtype), tf.TensorSpec((), self.variable_dtype)]
+        signature = [tf.TensorSpec(None, self.variable_dtype),
+                     tf.TensorSpec((), self.variable_dtype)]
         signature += [tf.TensorSpec(v.shape, v.dtype) for v in variables]
         y_pred, losses, *grads = self.map_tasks(task, self.task_elements(x, y, sample_weight),
                                                 signature)
