@@ -18,6 +18,13 @@ gradients, weights) during those steps. Ratios are against the PyTorch
 column (peak RSS, and in brackets what training adds).
 
     python benchmarks/meta_step.py --iterations=5
+
+`--table=mixed_precision` times keras_meta's default path under the Keras
+dtype policies float32, mixed_float16 and mixed_bfloat16 (one process per
+policy, the policy set before the model is built); ratios are against
+float32's.
+
+    python benchmarks/meta_step.py --iterations=5 --table=mixed_precision
 """
 
 import ctypes
@@ -32,8 +39,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("iterations", 5, "Timed iterations per cell (after the first step).")
 flags.DEFINE_string("cell", None, "Internal: run one cell, as 'workload:implementation'.")
 flags.DEFINE_list("workloads", None, "Subset of workloads to run (default: all).")
-flags.DEFINE_enum("table", "all", ["all", "speed", "memory", "real_size"],
-                  "Which table to print.")
+flags.DEFINE_enum("table", "all", ["all", "speed", "memory", "real_size", "mixed_precision"],
+                  "Which table to print (`all`: every table but mixed_precision).")
+flags.DEFINE_string("policy", "float32", "Internal: the Keras dtype policy of a keras_meta cell.")
 
 WORKLOADS = {
     # name: (algorithm, ways, shots, queries per class, meta-batch, inner steps, backbone)
@@ -55,6 +63,8 @@ REAL_SIZE_WORKLOADS = ("maml2_resnet12_5w1s", "protonet_resnet12_5w1s")
 WORKLOADS["maml2_resnet12_5w1s"] = ("maml", 5, 1, 15, 4, 1, "resnet12")
 WORKLOADS["protonet_resnet12_5w1s"] = ("protonet", 5, 1, 15, 4, 0, "resnet12")
 INPUT_SHAPES = {"conv4": (28, 28, 1), "resnet12": (84, 84, 3)}
+POLICY_WORKLOADS = ("maml2_5w1s", "protonet_5w1s")
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def episode(ways, shots, queries, tasks, backbone):
@@ -208,6 +218,9 @@ def run_cell(cell):
     if implementation == "pytorch":
         step = torch_step(algorithm, ways, steps, data, backbone)
     else:
+        import keras
+
+        keras.mixed_precision.set_global_policy(FLAGS.policy)
         step = keras_step(algorithm, ways, steps, implementation, data, backbone)
     built_mib = proc_status_mib("VmRSS")
     start = time.perf_counter()
@@ -230,7 +243,7 @@ def run_cell(cell):
     print(json.dumps(result))
 
 
-def measure(workload, implementation):
+def measure(workload, implementation, policy="float32"):
     if implementation == "pytorch":
         try:
             import torch  # noqa: F401
@@ -242,7 +255,8 @@ def measure(workload, implementation):
         return None  # ProtoNet's paths: whole meta-batch, or per task
     result = subprocess.run(
         [sys.executable, __file__, f"--cell={workload}:{implementation}",
-         f"--iterations={FLAGS.iterations}"], capture_output=True, text=True)
+         f"--iterations={FLAGS.iterations}", f"--policy={policy}"],
+        capture_output=True, text=True)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1][:60]}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -286,6 +300,20 @@ def print_table(rows, implementations, ratios):
                         for _, impl, key in ratios) + " |", flush=True)
 
 
+def print_policy_table(rows):
+    """keras_meta's default path under each of `POLICIES`, ratios against float32."""
+    print("| workload | " + " | ".join(POLICIES) + "".join(
+        f" | {policy} / float32 time | {policy} / float32 peak RSS (+)" for policy in POLICIES[1:])
+        + " |")
+    print("| --- " * (1 + len(POLICIES) + 2 * (len(POLICIES) - 1)) + "|")
+    for workload in rows:
+        results = {policy: measure(workload, "keras_meta", policy) for policy in POLICIES}
+        print(f"| {workload} | " + " | ".join(cell_text(results[p]) for p in POLICIES)
+              + "".join(f" | {ratio(results[p], results['float32'], 'seconds')}"
+                        f" | {ratio(results[p], results['float32'], 'memory')}"
+                        for p in POLICIES[1:]) + " |", flush=True)
+
+
 def main(argv):
     del argv
     if FLAGS.cell:
@@ -294,6 +322,10 @@ def main(argv):
     speed_rows = [w for w in SPEED_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
     memory_rows = [w for w in MEMORY_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
     real_rows = [w for w in REAL_SIZE_WORKLOADS if not FLAGS.workloads or w in FLAGS.workloads]
+    if FLAGS.table == "mixed_precision":
+        print("keras_meta's default path under each dtype policy:")
+        print_policy_table([w for w in (FLAGS.workloads or POLICY_WORKLOADS) if w in WORKLOADS])
+        return
     if FLAGS.table in ("all", "speed") and speed_rows:
         print("Seconds per meta-iteration; peak RSS of later steps = model built + training:")
         print_table(speed_rows, SPEED_IMPLEMENTATIONS,

@@ -63,11 +63,14 @@ class FunctionalLearner:
 
     def __call__(self, weights, non_trainable, x):
         """Runs the model on `x` `[N, *features]` with its trainable `weights`
-        and `non_trainable` weights (lists of tensors) → `[N, *outputs]`."""
+        and `non_trainable` weights (lists of tensors) → `[N, *outputs]`, in
+        the model's variable dtype: under a mixed policy the layers compute in
+        float16/bfloat16 and the outputs, hence the inner loss, are float32."""
         mapping = list(zip(self.model.trainable_variables, weights))
         mapping += zip(self.model.non_trainable_variables, non_trainable)
         with keras.StatelessScope(state_mapping=mapping):
-            return self.model(x, training=True)
+            outputs = self.model(x, training=True)
+        return tf.cast(outputs, self.model.variable_dtype)
 
 
 def batch_for_step(support_x, support_y, step, batch_size):

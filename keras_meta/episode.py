@@ -183,11 +183,16 @@ def checked_labels(labels, num_classes, name):
         return tf.identity(labels)
 
 
-def checked_finite(tensors, message):
+def checked_finite(tensors, message, skippable=0, skip=False):
     """`tensors` (a list; None entries pass through) made to depend on a
     run-time check that all their values are finite; a failure raises
-    `FloatingPointError(message)` through `assertions_as_python_errors`."""
-    return _with_finite_check(tensors, DIVERGENCE_MARKER + message)
+    `FloatingPointError(message)` through `assertions_as_python_errors`.
+    The last `skippable` tensors (gradients) may hold non-finite values
+    where the boolean tensor `skip` is True (the optimizer skips the step)."""
+    split = len(tensors) - skippable
+    finite = tf.logical_and(_all_finite(tensors[:split]),
+                            tf.logical_or(skip, _all_finite(tensors[split:])))
+    return _after_check(tensors, finite, DIVERGENCE_MARKER + message)
 
 
 def checked_finite_values(values, name):
@@ -197,10 +202,21 @@ def checked_finite_values(values, name):
                                         "(no NaN or infinity)")[0]
 
 
-def _with_finite_check(tensors, message):
+def _all_finite(tensors):
     present = [t for t in tensors if t is not None]
-    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in present]))
-    check = tf.debugging.assert_equal(finite, True, message=message)
+    if not present:
+        return tf.constant(True)
+    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in present]))
+
+
+def _with_finite_check(tensors, message):
+    return _after_check(tensors, _all_finite(tensors), message)
+
+
+def _after_check(tensors, condition, message):
+    """`tensors` (None entries pass through) made to depend on a check that
+    the boolean tensor `condition` is True, failing with `message`."""
+    check = tf.debugging.assert_equal(condition, True, message=message)
     with tf.control_dependencies([check]):
         return [None if t is None else tf.identity(t) for t in tensors]
 

@@ -86,11 +86,11 @@ def episode_signature(model):
     episode: `support_x` / `query_x` `[None, None, *features]`; `support_y`
     `[None, None]` int32 labels, or `[None, None, out]` float targets when the
     model was built on regression episodes."""
-    features = tf.TensorSpec((None, None, *model.feature_shape), model.compute_dtype)
+    features = tf.TensorSpec((None, None, *model.feature_shape), model.variable_dtype)
     built_on = model.get_build_config().get("input_shape")
     support_y_shape = built_on.get(episode.SUPPORT_Y) if isinstance(built_on, dict) else None
     if support_y_shape is not None and len(support_y_shape) == 3:
-        labels = tf.TensorSpec((None, None, support_y_shape[-1]), model.compute_dtype)
+        labels = tf.TensorSpec((None, None, support_y_shape[-1]), model.variable_dtype)
     else:
         labels = tf.TensorSpec((None, None), tf.int32)
     return _named({episode.SUPPORT_X: features, episode.SUPPORT_Y: labels,

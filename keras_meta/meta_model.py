@@ -103,7 +103,10 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
             )
         arguments.check_int("parallel_tasks", parallel_tasks, minimum=1)
         kwargs.setdefault("dtype", learner.dtype_policy)
-        super().__init__(**kwargs)
+        # The meta-model's own computation (update rules, learned rates,
+        # distances, losses) runs in its variable dtype: float32 under a mixed
+        # policy, whose float16/bfloat16 compute is left to the learner's layers.
+        super().__init__(autocast=False, **kwargs)
         self.learner = learner
         self.parallel_tasks = parallel_tasks
         batch_norm.exact_batch_norm(learner)
@@ -128,8 +131,17 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
 
     def call(self, inputs, training=False, **options):
         with episode.assertions_as_python_errors():
-            return self.adapt_and_predict(*self.episode_tensors(inputs), training=training,
-                                          **options)
+            outputs = self.adapt_and_predict(*self.episode_tensors(inputs), training=training,
+                                             **options)
+        return tf.nest.map_structure(self.in_variable_dtype, outputs)
+
+    def in_variable_dtype(self, values):
+        """Float `values` cast to the model's variable dtype (float32 under a
+        mixed policy): the dtype of its predictions and losses."""
+        values = tf.convert_to_tensor(values)
+        if not values.dtype.is_floating or values.dtype == self.variable_dtype:
+            return values
+        return tf.cast(values, self.variable_dtype)
 
     def episode_tensors(self, inputs):
         """Validates an episode's `inputs` (building the model if needed) and
@@ -185,7 +197,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         """
         return tf.map_fn(
             lambda task: fn(*task), tasks,
-            fn_output_signature=output_signature or self.compute_dtype,
+            fn_output_signature=output_signature or self.variable_dtype,
             parallel_iterations=self.parallel_tasks,
         )
 
@@ -199,10 +211,17 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
 
     def train_step(self, data):
         """One meta-iteration on a meta-batch of `T` tasks: meta-gradients,
-        one update of the compiled optimizer, metrics on the query predictions."""
+        one update of the compiled optimizer, metrics on the query predictions.
+
+        A non-finite meta-loss raises `FloatingPointError`, and so does a
+        non-finite meta-gradient, except under dynamic loss scaling
+        (`mixed_float16`) above `MIN_LOSS_SCALE`: there, as in Keras, the
+        optimizer skips the step and halves the scale."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
-        loss, *grads = episode.checked_finite([loss, *grads], NON_FINITE_META_GRADIENT)
+        loss, *grads = episode.checked_finite(
+            [loss, *grads], NON_FINITE_META_GRADIENT, skippable=len(grads),
+            skip=skips_non_finite_step(self.optimizer))
         keras_internals.loss_tracker(self).update_state(
             unscale_for_distribution(loss), sample_weight=tf.shape(y_pred)[0])
         # The optimizer's iteration counter advances only after this step's batch
@@ -371,6 +390,21 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
             config[cls.learner_argument])
         config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(**config)
+
+
+# Keras's dynamic loss scale halves at every non-finite step, without a floor.
+# A meta-gradient that is not finite at this scale (unscaled) is divergence.
+MIN_LOSS_SCALE = 1.0
+
+
+def skips_non_finite_step(optimizer):
+    """A boolean tensor: does `optimizer` skip a step whose gradients are not
+    finite (and lower its loss scale) rather than apply it? True for Keras's
+    `LossScaleOptimizer` (which `compile` wraps around the optimizer under
+    `mixed_float16`) while its scale is above `MIN_LOSS_SCALE`."""
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.constant(False)
+    return optimizer.dynamic_scale > MIN_LOSS_SCALE
 
 
 def _naming_the_iteration(train_function, model):

@@ -104,11 +104,16 @@ flags.DEFINE_enum("strategy", "default", list(strategies.STRATEGIES),
                   "on every worker). --meta_batch_size must be a multiple of the replicas.")
 flags.DEFINE_integer("cpu_devices", None, "Split the CPU into this many logical devices, e.g. to "
                      "try --strategy=mirrored on a machine without GPUs.", lower_bound=1)
+flags.DEFINE_enum("dtype_policy", _RUN["dtype_policy"],
+                  ["float32", "mixed_float16", "mixed_bfloat16"],
+                  "Keras's global dtype policy: mixed_* computes the learner's layers in "
+                  "float16/bfloat16 with float32 weights, inner updates and losses "
+                  "(mixed_float16 with dynamic loss scaling; README, Mixed precision).")
 flags.DEFINE_bool("export", _RUN["export"],
                   "Also write a SavedModel to <output_dir>/saved_model.")
 flags.DEFINE_bool("export_raw_images", _RUN["export_raw_images"], "The SavedModel's serve "
-                  "takes raw images (uint8 [T, N, H, W, C], any size, 1 or 3 channels, as the PNGs decode) and "
-                  "preprocesses them as training did (image datasets).")
+                  "takes raw images (uint8 [T, N, H, W, C], any size, 1 or 3 channels, as the "
+                  "PNGs decode) and preprocesses them as training did (image datasets).")
 flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
                   "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")
 
@@ -178,6 +183,7 @@ def main(argv):
     if done:
         print(f"Resuming after epoch {done} of {config.epochs} from {backup.backup_dir}")
     labelled = streams.labelled(config)
+    keras.mixed_precision.set_global_policy(config.dtype_policy)  # before any layer is made
     with strategy.scope():
         model = models.build_model(config, num_classes=labelled and labelled[1])
 

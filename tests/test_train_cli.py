@@ -133,6 +133,7 @@ def test_mirrored_run_on_two_cpu_devices_equals_the_one_device_run(tiny_run, omn
     (["--preset=maml_omniglot_5w1s", "--ways=20"], "--ways"),
     (["--strategy=mirrored", "--cpu_devices=2", "--meta_batch_size=3"], "--meta_batch_size"),
     (["--dataset=sinusoid", "--export_raw_images"], "--export_raw_images"),
+    (["--dtype_policy=float16"], "--dtype_policy"),
 ])
 def test_bad_flags_fail_with_one_line_naming_the_flag(flags, flag, tmp_path):
     result = run_cli(*flags, f"--output_dir={tmp_path}", cwd=tmp_path)
@@ -151,7 +152,8 @@ def test_helpfull_documents_every_flag():
     documented = dict(re.findall(r"^  --(?:\[no\])?(\w+): (.*)$", section, re.M))
     assert {"preset", "algorithm", "dataset", "ways", "shots", "query_shots", "meta_batch_size",
             "inner_lr", "inner_steps", "eval_inner_steps", "first_order", "iterations", "seed",
-            "output_dir", "strategy", "cpu_devices", "recompute_inner_steps"} <= set(documented)
+            "output_dir", "strategy", "cpu_devices", "recompute_inner_steps",
+            "dtype_policy"} <= set(documented)
     assert all(len(text.strip()) > 10 for text in documented.values()), documented
     assert "Meta-trains a keras_meta model" in result.stdout
 
@@ -175,3 +177,19 @@ def test_sinusoid_run_reports_the_test_mse_of_the_saved_model(tmp_path):
     mean, half_width = numpy_mean_ci(np.concatenate(errors))
     assert test["test_loss"] == pytest.approx(mean, rel=1e-5)
     assert test["test_loss_ci"] == pytest.approx(half_width, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_a_mixed_bfloat16_run_trains_and_saves_its_policy(tmp_path):
+    result = run_cli("--dataset=sinusoid", "--dtype_policy=mixed_bfloat16", "--iterations=4",
+                     "--log_every=2", "--test_tasks=4", "--val_tasks=0", "--verbose=0",
+                     f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(tmp_path / "results.json") as file:
+        results = json.load(file)
+    assert results["config"]["dtype_policy"] == "mixed_bfloat16"
+    assert np.isfinite(results["test"]["test_loss"])
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    # Keras's Sequential.from_config keeps its layers' policies, not its own.
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    assert {layer.dtype_policy.name for layer in model.learner.layers} == {"mixed_bfloat16"}

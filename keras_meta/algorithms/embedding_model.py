@@ -79,9 +79,10 @@ class EmbeddingModel(MetaModel):
             grads = [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
             moved = [scope.get_current_value(v) for v in state]
             moved = [tf.convert_to_tensor(v.value) if m is None else m for m, v in zip(moved, state)]
-            return [predictions[0], tf.cast(loss, self.compute_dtype), *grads, *moved]
+            return [predictions[0], self.in_variable_dtype(loss), *grads, *moved]
 
-        signature = [tf.TensorSpec(None, self.compute_dtype), tf.TensorSpec((), self.compute_dtype)]
+        signature = [tf.TensorSpec(None, self.variable_dtype),
+                     tf.TensorSpec((), self.variable_dtype)]
         signature += [tf.TensorSpec(v.shape, v.dtype) for v in variables + state]
         y_pred, losses, *results = self.map_tasks(task, tuple(elements), signature)
         means = [tf.reduce_mean(r, axis=0) for r in results]
@@ -117,7 +118,9 @@ class EmbeddingModel(MetaModel):
           query_x: `[T, Q, *features]`.
 
         Returns:
-          `(support, query)`: `[T, S, *embedding]` and `[T, Q, *embedding]`.
+          `(support, query)`: `[T, S, *embedding]` and `[T, Q, *embedding]`,
+          in the model's variable dtype (float32 under a mixed policy), so
+          that distances, attention and class means are computed in it.
         """
         tasks, shots = dims(support_x)[:2]
         queries = dims(query_x)[1]
@@ -126,7 +129,7 @@ class EmbeddingModel(MetaModel):
             tf.reshape(support_x, [-1, *feature_shape]),
             tf.reshape(query_x, [-1, *feature_shape]),
         ], axis=0)
-        embedded = self.embedding(flat, training=training)
+        embedded = self.in_variable_dtype(self.embedding(flat, training=training))
         embedding_shape = dims(embedded)[1:]
         split = tasks * shots
         support = tf.reshape(embedded[:split], [tasks, shots, *embedding_shape])

@@ -140,11 +140,15 @@ class LEO(embedding_model.EmbeddingModel):
         self.l2_penalty_weight = float(l2_penalty_weight)
         self.orthogonality_penalty_weight = float(orthogonality_penalty_weight)
         self.seed = seed
-        self.encoder = keras.layers.Dense(latent_size, use_bias=False, name="encoder")
+        # The latent networks and both inner loops run in the variable dtype
+        # (float32 under a mixed policy); only the embedding computes in float16.
+        dtype = self.variable_dtype
+        self.encoder = keras.layers.Dense(latent_size, use_bias=False, name="encoder",
+                                          dtype=dtype)
         self.relation_network = keras.Sequential([
-            keras.layers.Dense(2 * latent_size, activation="relu", use_bias=False),
-            keras.layers.Dense(2 * latent_size, activation="relu", use_bias=False),
-            keras.layers.Dense(2 * latent_size, use_bias=False),
+            keras.layers.Dense(2 * latent_size, activation="relu", use_bias=False, dtype=dtype),
+            keras.layers.Dense(2 * latent_size, activation="relu", use_bias=False, dtype=dtype),
+            keras.layers.Dense(2 * latent_size, use_bias=False, dtype=dtype),
         ], name="relation_network")
 
     def build(self, input_shape):
@@ -152,7 +156,8 @@ class LEO(embedding_model.EmbeddingModel):
         self.feature_size = math.prod(self.learner_output_shape[1:])
         self.encoder.build((None, self.feature_size))
         self.relation_network.build((None, None, None, 2 * self.latent_size))  # [T, S, S, 2L]
-        self.decoder = keras.layers.Dense(2 * self.feature_size, use_bias=False, name="decoder")
+        self.decoder = keras.layers.Dense(2 * self.feature_size, use_bias=False, name="decoder",
+                                          dtype=self.variable_dtype)
         self.decoder.build((None, self.latent_size))
         self.inner_rates = self.add_weight(
             shape=(self.latent_size,), name="inner_rates",

@@ -263,9 +263,9 @@ class MAML(MetaModel):
         it, and the loss is taken per task so that `meta_gradients` can
         differentiate task by task."""
         y_pred, losses = self.map_tasks(
-            lambda *elements: [tf.cast(v, self.compute_dtype) for v in self.task_loss(*elements)],
+            lambda *elements: [self.in_variable_dtype(v) for v in self.task_loss(*elements)],
             self.task_elements(x, y, sample_weight),
-            [tf.TensorSpec(None, self.compute_dtype), tf.TensorSpec((), self.compute_dtype)])
+            [tf.TensorSpec(None, self.variable_dtype), tf.TensorSpec((), self.variable_dtype)])
         loss = tf.reduce_mean(losses)
         if self.losses:
             loss += tf.cast(tf.add_n([keras_internals.aggregate_added_loss(self, l)
@@ -294,9 +294,10 @@ class MAML(MetaModel):
                 scaled_loss = self.optimizer.scale_loss(loss)
             grads = tape.gradient(scaled_loss, variables)
             grads = [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
-            return [predictions, tf.cast(loss, self.compute_dtype), *grads]
+            return [predictions, self.in_variable_dtype(loss), *grads]
 
-        signature = [tf.TensorSpec(None, self.compute_dtype), tf.TensorSpec((), self.compute_dtype)]
+        signature = [tf.TensorSpec(None, self.variable_dtype),
+                     tf.TensorSpec((), self.variable_dtype)]
         signature += [tf.TensorSpec(v.shape, v.dtype) for v in variables]
         y_pred, losses, *grads = self.map_tasks(task, self.task_elements(x, y, sample_weight),
                                                 signature)
@@ -306,8 +307,9 @@ class MAML(MetaModel):
             with tf.GradientTape() as tape:
                 penalty = tf.add_n([keras_internals.aggregate_added_loss(self, l)
                                     for l in self.losses])
+                scaled_penalty = self.optimizer.scale_loss(penalty)  # as the tasks' losses
             grads = [g if r is None else g + r
-                     for g, r in zip(grads, tape.gradient(penalty, variables))]
+                     for g, r in zip(grads, tape.gradient(scaled_penalty, variables))]
             loss += tf.cast(penalty, loss.dtype)
         return grads, y_pred, loss
 

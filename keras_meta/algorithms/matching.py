@@ -60,10 +60,12 @@ class MatchingNet(metric.MetricModel):
         if self.full_context_embeddings:
             size = self.embedding.compute_output_shape((None, *self.feature_shape))[1:]
             size = int(tf.TensorShape(size).num_elements())
+            # In the variable dtype (float32 under a mixed policy), as the embeddings.
             self.support_context = keras.layers.Bidirectional(
-                keras.layers.LSTM(size, return_sequences=True), merge_mode="sum")
+                keras.layers.LSTM(size, return_sequences=True), merge_mode="sum",
+                dtype=self.variable_dtype)
             self.support_context.build((None, None, size))
-            self.query_context = keras.layers.LSTMCell(size)
+            self.query_context = keras.layers.LSTMCell(size, dtype=self.variable_dtype)
             self.query_context.build((None, size))
 
     def contextual_embeddings(self, support, query, training=False):

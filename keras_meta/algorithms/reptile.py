@@ -60,14 +60,16 @@ class Reptile(MAML):
                                  self.inner_steps, self.inner_batch_size)[-1]
             return [self.functional_learner(adapted, non_trainable, task_query_x), *adapted]
 
-        signature = [tf.TensorSpec(None, self.compute_dtype)]
+        signature = [tf.TensorSpec(None, self.variable_dtype)]
         signature += [tf.TensorSpec(w.shape, w.dtype) for w in weights]
         y_pred, *adapted = self.map_tasks(task, tasks, signature)
         loss = keras_internals.compute_compiled_loss(self, x, y, y_pred, sample_weight,
                                                      training=True)
-        # Summed over replicas by the optimizer, like the gradients of Keras losses.
+        # Summed over replicas by the optimizer, like the gradients of Keras
+        # losses, and scaled as they are (the optimizer divides by its loss scale).
         share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
-        grads = [(w - tf.reduce_mean(a, axis=0)) * share for w, a in zip(weights, adapted)]
+        grads = [self.optimizer.scale_loss((w - tf.reduce_mean(a, axis=0)) * share)
+                 for w, a in zip(weights, adapted)]
         return grads, y_pred, loss
 
     def get_config(self):

@@ -19,7 +19,7 @@ INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
 RUN_DEFAULTS = dict(preset=None, dataset=None, log_every=None, seed=0, output_dir=None,
                     data_dir=None, test_tasks=600, val_tasks=100, filters=64, distance=None,
                     global_clipnorm=None, test_shots=(), export=True, export_raw_images=False,
-                    recompute_inner_steps=False)
+                    recompute_inner_steps=False, dtype_policy="float32")
 
 
 class UsageError(ValueError):
@@ -56,6 +56,7 @@ class Config:
     export: bool
     export_raw_images: bool
     distance: str | None = None  # ProtoNet's; None for the other algorithms
+    dtype_policy: str = "float32"  # Keras's global dtype policy (runs recorded before it: float32)
 
     @property
     def classification(self):
@@ -130,7 +131,7 @@ def resolve(values, given):
         test_shots=_test_shots(values["test_shots"]),
         export=values["export"], export_raw_images=values["export_raw_images"],
         recompute_inner_steps=values["recompute_inner_steps"],
-        **settings)
+        dtype_policy=values["dtype_policy"], **settings)
 
 
 def from_settings(**given):
