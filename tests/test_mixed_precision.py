@@ -146,7 +146,8 @@ def test_an_overflowing_loss_scale_skips_the_step_and_halves():
     before = model.get_weights()
     model.train_on_batch(*fixed_batch(zoo.entry("MAML")))  # float16 overflows
     assert float(model.optimizer.dynamic_scale) == 2.0**59
-    for got, want in zip(model.get_weights(), before, strict=True):
+    assert len(model.get_weights()) == len(before)
+    for got, want in zip(model.get_weights(), before):
         np.testing.assert_array_equal(got, want)
 
 
@@ -159,7 +160,8 @@ def test_a_non_finite_gradient_at_loss_scale_one_raises():
     assert float(model.optimizer.dynamic_scale) == MIN_LOSS_SCALE
     with pytest.raises(FloatingPointError, match="meta-gradient is not finite"):
         model.train_on_batch(inputs, query_y)
-    for got, want in zip(model.trainable_variables, before, strict=True):
+    assert len(model.trainable_variables) == len(before)
+    for got, want in zip(model.trainable_variables, before):
         np.testing.assert_array_equal(got, want)
 
 
