@@ -79,34 +79,45 @@ REGULARISED_MAML = zoo.Entry("RegularisedMAML", lambda: km.MAML(
 # Every algorithm, in the default suite: about 60 s on 2 cores for all of them.
 @pytest.mark.parametrize("name", zoo.IDS)
 def test_meta_gradient_matches_float32_and_fit_trains(name):
-    check_against_float32(zoo.entry(name))
+    assert_close_to_float32(under_each_policy(zoo.entry(name)))
 
 
 def test_regulariser_gradients_are_scaled_as_the_loss_gradients():
-    check_against_float32(REGULARISED_MAML)
+    assert_close_to_float32(under_each_policy(REGULARISED_MAML))
 
 
-def check_against_float32(entry):
-    """The meta-gradient and meta-loss of `entry` under each policy against
-    float32's, on the same weights, then two steps of `fit`."""
+def assert_close_to_float32(results):
+    for policy, result in results.items():
+        # Above float32's rounding: the layers did compute in float16/bfloat16.
+        assert 1e-5 < result["error"] < TOLERANCE[policy], policy
+        assert result["loss"] == pytest.approx(result["float32_loss"], rel=0.02, abs=0.02)
+        assert result["compute_dtype"] == policy[len("mixed_"):]
+        assert np.all(np.isfinite(result["fit_losses"])), policy
+        assert result["weights_finite"], policy
+
+
+def under_each_policy(entry):
+    """`{policy: results}` of `entry` under each mixed policy against float32
+    on the same weights: the meta-gradient's relative error, the meta-loss,
+    and two steps of `fit`."""
     reference = compiled_under("float32", entry)
     weights = reference.get_weights()
     want, want_loss = unscaled_meta_gradient(reference, entry)
-    for policy, tolerance in TOLERANCE.items():
+    results = {}
+    for policy in TOLERANCE:
         # Scale 2**8: the default 2**15 overflows this episode's float16 gradients.
         optimizer = keras.optimizers.LossScaleOptimizer(
             keras.optimizers.Adam(0.01), initial_scale=2.0**8) \
             if policy == "mixed_float16" else None
         model = compiled_under(policy, entry, weights, optimizer)
-        assert model.learner.compute_dtype == policy[len("mixed_"):]
         got, loss = unscaled_meta_gradient(model, entry)
-        error = np.linalg.norm(got - want) / np.linalg.norm(want)
-        # Above float32's rounding: the layers did compute in float16/bfloat16.
-        assert 1e-5 < error < tolerance, policy
-        assert loss == pytest.approx(want_loss, rel=0.02, abs=0.02)
         history = model.fit(entry.training_data(2), steps_per_epoch=2, verbose=0)
-        assert np.all(np.isfinite(history.history["loss"])), policy
-        assert all(np.isfinite(w).all() for w in model.get_weights())
+        results[policy] = dict(
+            error=np.linalg.norm(got - want) / np.linalg.norm(want), loss=loss,
+            float32_loss=want_loss, compute_dtype=model.learner.compute_dtype,
+            fit_losses=history.history["loss"],
+            weights_finite=all(np.isfinite(w).all() for w in model.get_weights()))
+    return results
 
 
 class Diverging(km.ProtoNet):
