@@ -86,7 +86,7 @@ def default_hyperparameters(hypermodel):
     return fixed
 
 
-def test(hypermodel, tuner):
+def test_best(hypermodel, tuner):
     """`(settings, test summary)` of `tuner`'s best model on the test tasks."""
     hp = tuner.get_best_hyperparameters(1)[0]
     config = hypermodel.config(hp)
@@ -121,7 +121,7 @@ def main(argv):
     ranking.write_csv(rows, os.path.join(out, "leaderboard.csv"), objective)
     ranking.plot_against_hyperparameters(rows, os.path.join(out, "leaderboard.png"), objective,
                                         log_scale=LOG_SCALE)
-    best_settings, best_test = test(hypermodel, tuner)
+    best_settings, best_test = test_best(hypermodel, tuner)
     summary = {"algorithm": FLAGS.algorithm, "dataset": FLAGS.dataset, "tuner": FLAGS.tuner,
                "trials": len(rows), "completed": sum(row.rank is not None for row in rows),
                "epochs": FLAGS.epochs, "steps_per_epoch": FLAGS.steps_per_epoch,
@@ -134,7 +134,7 @@ def main(argv):
                              default_hyperparameters(hypermodel), tune_new_entries=False)
         baseline.search(epochs=FLAGS.epochs, verbose=0)
         default_row = ranking.leaderboard(baseline)[0]
-        default_settings, default_test = test(hypermodel, baseline)
+        default_settings, default_test = test_best(hypermodel, baseline)
         summary["default"] = {"settings": default_settings, objective: default_row.objective,
                               objective + "_ci": default_row.ci, "test": default_test}
     with open(os.path.join(out, "summary.json"), "w") as file:
@@ -144,6 +144,8 @@ def main(argv):
 
 
 def print_summary(summary, objective):
+    """Prints the search's outcome: trials, best and default settings with
+    their validation and test results."""
     metric = "test_accuracy" if objective == "val_accuracy" else "test_loss"
     print(f"{summary['completed']} of {summary['trials']} trials completed "
           f"({summary['tuner']}, {summary['epochs']} epochs of {summary['steps_per_epoch']} "
