@@ -66,6 +66,7 @@ def test_relation_net_5_way():
     assert accuracy > 0.38, f"chance is 0.20; got {accuracy:.3f}"
 
 
+@pytest.mark.slow  # the baselines' accuracies: README's short-run table
 def test_finetune_5_way():
     train, num_classes = km.data.omniglot_batches("train", batch_size=64, seed=0)
     model = km.baselines.FineTune(km.learners.conv4_embedding(filters=FILTERS),
@@ -74,6 +75,7 @@ def test_finetune_5_way():
     assert accuracy > 0.45, f"chance is 0.20; got {accuracy:.3f}"
 
 
+@pytest.mark.slow  # the baselines' accuracies: README's short-run table
 def test_multitask_5_way():
     model = km.baselines.MultiTask(km.learners.conv4_embedding(filters=FILTERS), steps=20)
     accuracy = train_then_test(model, CROSSENTROPY, train_episodes(5, 8, 5), 80, ways=5)

@@ -40,7 +40,10 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+# LEO in the default suite; SNAIL (400 iterations) and MetaLSTM with -m slow.
+@pytest.mark.parametrize("name", [name if name == "LEO" else
+                                  pytest.param(name, marks=pytest.mark.slow)
+                                  for name in MODELS])
 def test_short_meta_training_beats_chance_on_held_out_characters(name):
     build, iterations, optimizer, threshold = MODELS[name]
     keras.utils.set_random_seed(0)
