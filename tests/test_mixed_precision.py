@@ -181,3 +181,17 @@ def test_a_non_finite_meta_loss_raises_under_loss_scaling():
     with pytest.raises(FloatingPointError, match="Meta-iteration 1: the meta-loss or the "
                                                  "meta-gradient is not finite"):
         model.fit(zoo.entry("ProtoNet").training_data(1), steps_per_epoch=1, verbose=0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("name", ["MAML", "ProtoNet"])
+def test_an_exported_mixed_precision_model_serves_what_predict_gives(policy, name, tmp_path):
+    entry = zoo.entry(name)
+    model = compiled_under(policy, entry)
+    inputs, _ = zoo.episodes(tasks=3, seed=4)
+    predicted = model.predict_on_batch(inputs)
+    model.export(str(tmp_path / "saved_model"), verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    served = loaded.serve(**{key: tf.constant(value) for key, value in inputs.items()})
+    assert served.dtype == tf.float32 and predicted.dtype == np.float32
+    np.testing.assert_allclose(served.numpy(), predicted, rtol=1e-5, atol=1e-5)
