@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from keras_meta.algorithms import embedding_model, metric
 
-DISTANCES = ("squared_euclidean", "cosine")
+DISTANCES = ("squared_euclidean", "cosine")  # the first is the default
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
@@ -40,7 +40,7 @@ class ProtoNet(metric.MetricModel):
     ```
     """
 
-    def __init__(self, embedding, distance="squared_euclidean", scale=None, **kwargs):
+    def __init__(self, embedding, distance=DISTANCES[0], scale=None, **kwargs):
         if distance not in DISTANCES:
             raise ValueError(f"`distance` must be one of {DISTANCES}; received {distance!r}.")
         if scale is None:

@@ -107,7 +107,7 @@ def resolve(values, given):
             value = protocol.get(name, defaults.get(name))
         settings[name] = value
     _check_applicable(settings, dataset, given)
-    distance = values.get("distance")
+    distance = values["distance"]
     if distance is not None and settings["algorithm"] != "protonet":
         raise UsageError(f"--distance={distance} does not apply to "
                          f"--algorithm={settings['algorithm']} (only protonet has a choice)")

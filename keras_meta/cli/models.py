@@ -39,8 +39,9 @@ RECOMPUTABLE = ("maml", "fomaml", "meta_sgd", "anil", "maml_plus_plus", "meta_ls
 # The inner-loop flags read by algorithms that are not gradient-based.
 INNER_LOOP_FLAGS = {"finetune": ("inner_lr", "eval_inner_steps"), "leo": ("inner_steps",),
                     "meta_lstm": ("inner_steps",)}
-# ProtoNet's distance unless `--distance` says otherwise (Snell et al.'s choice).
-PROTONET_DISTANCE = "squared_euclidean"
+# ProtoNet's distance unless `--distance` says otherwise: ProtoNet's default
+# (Snell et al.'s choice, the squared Euclidean distance).
+PROTONET_DISTANCE = km.algorithms.protonet.DISTANCES[0]
 SNAIL_SEQUENCE = dict(filters=32, attention=((16, 16), (32, 32)))
 LEO_LATENT_SIZE = 16
 

@@ -12,6 +12,8 @@ To fix one of them, or narrow its range, declare it first in the
 a value declared before is kept.
 """
 
+from keras_meta.algorithms import protonet
+from keras_meta.cli import config as run_config
 from keras_meta.cli import models, presets
 
 GRADIENT_BASED_INNER = ("inner_lr", "inner_steps", "eval_inner_steps")
@@ -46,7 +48,8 @@ def declare(hp, algorithm, dataset):
     if image:
         values["meta_batch_size"] = hp.Choice("meta_batch_size", [2, 4, 8, 16],
                                               default=defaults["meta_batch_size"])
-        values["filters"] = hp.Choice("filters", [32, 64], default=64)
+        values["filters"] = hp.Choice("filters", [32, 64],
+                                      default=run_config.RUN_DEFAULTS["filters"])
     else:
         values["meta_batch_size"] = hp.Choice("meta_batch_size", [5, 10, 25],
                                               default=defaults["meta_batch_size"])
@@ -67,6 +70,6 @@ def declare(hp, algorithm, dataset):
             values["eval_inner_steps"] = hp.Int("eval_inner_steps", 1, 10,
                                                 default=defaults["eval_inner_steps"])
     if algorithm == "protonet":
-        values["distance"] = hp.Choice("distance", ["squared_euclidean", "cosine"],
+        values["distance"] = hp.Choice("distance", list(protonet.DISTANCES),
                                        default=models.PROTONET_DISTANCE)
     return values
