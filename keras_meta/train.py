@@ -4,6 +4,8 @@
     python -m keras_meta.train --algorithm=protonet --ways=20
     python -m keras_meta.train --preset=maml_omniglot_5w1s   # the MAML paper's protocol
     python -m keras_meta.train --preset=maml_sinusoid --iterations=20000
+    python -m keras_meta.train --preset=maml_mini_imagenet_5w1s --data_dir=~/tensorflow_datasets
+    python -m keras_meta.train --dataset=cifar_fs --algorithm=protonet   # TFDS cifar100
     python -m keras_meta.train --algorithm=leo --global_clipnorm=1.0
     python -m keras_meta.train --dataset=sinusoid --algorithm=finetune --test_shots=5,20
     python -m keras_meta.train --strategy=mirrored             # every GPU (see --cpu_devices)
@@ -56,7 +58,10 @@ flags.DEFINE_enum("preset", None, list(presets.PRESETS),
 flags.DEFINE_enum("algorithm", None, list(models.ALGORITHMS), f"What to meta-train ({_DEFAULT}: maml).")
 flags.DEFINE_enum("dataset", None, list(presets.DATASETS),
                   "Episodes: the packaged Omniglot minimal (offline), TFDS Omniglot (downloads "
-                  "once) or the MAML sinusoid family (default: omniglot_minimal).")
+                  "once), the MAML sinusoid family, or a few-shot benchmark: mini_imagenet, "
+                  "tiered_imagenet (raw files in <data_dir>/downloads/manual/<name>), cifar_fs, "
+                  "fc100, cub (TFDS downloads their sources; README, Datasets) (default: "
+                  "omniglot_minimal).")
 flags.DEFINE_integer("ways", None, f"Classes per task ({_DEFAULT}: 5).", lower_bound=2)
 flags.DEFINE_integer("shots", None, f"Support examples per class ({_DEFAULT}).", lower_bound=1)
 flags.DEFINE_integer("query_shots", None, f"Query examples per class ({_DEFAULT}).", lower_bound=1)
@@ -84,12 +89,14 @@ flags.DEFINE_integer("seed", _RUN["seed"], "Seed of weights and training tasks; 
                      "seed + 1, validation tasks seed + 2.")
 flags.DEFINE_string("output_dir", None, "Where everything is written (default: runs/<preset or "
                     "algorithm_dataset>).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's).")
+flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's); mini- and "
+                    "tiered-ImageNet's raw files go in <data_dir>/downloads/manual/<dataset>.")
 flags.DEFINE_integer("test_tasks", _RUN["test_tasks"], "New tasks in the final test.",
                      lower_bound=2)
 flags.DEFINE_integer("val_tasks", _RUN["val_tasks"], "Validation tasks evaluated each epoch "
                      "(0: none; then no best checkpoint).", lower_bound=0)
-flags.DEFINE_integer("filters", _RUN["filters"], "Channels of the conv4 backbone (Omniglot).",
+flags.DEFINE_integer("filters", _RUN["filters"], "Channels of the conv4 backbone (image datasets; "
+                     "the mini-ImageNet presets set 32).",
                      lower_bound=1)
 flags.DEFINE_enum("distance", None, list(protonet.DISTANCES),
                   "ProtoNet's distance between query embeddings and prototypes (default: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from keras_meta.cli import models, presets
+from keras_meta.data import benchmarks as km_benchmarks
 
 # Settings that presets and dataset defaults provide.
 PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inner_lr",
@@ -63,6 +64,19 @@ class Config:
         return self.dataset != "sinusoid"
 
     @property
+    def benchmark(self):
+        """Whether the dataset is a few-shot image benchmark (`presets.BENCHMARKS`)."""
+        return self.dataset in presets.BENCHMARKS
+
+    @property
+    def image_shape(self):
+        """The shape of one example the learner sees (image datasets)."""
+        if self.benchmark:
+            size = km_benchmarks.IMAGE_SIZES[self.dataset]
+            return (size, size, 3)
+        return (28, 28, 1)
+
+    @property
     def gradient_based(self):
         return self.algorithm in models.GRADIENT_BASED
 
@@ -107,6 +121,12 @@ def resolve(values, given):
             value = protocol.get(name, defaults.get(name))
         settings[name] = value
     _check_applicable(settings, dataset, given)
+    filters = values["filters"]
+    if "filters" in protocol:
+        if "filters" in given and filters != protocol["filters"]:
+            raise UsageError(f"--filters={filters} conflicts with --preset={preset}, which sets "
+                             f"--filters={protocol['filters']}")
+        filters = protocol["filters"]
     distance = values["distance"]
     if distance is not None and settings["algorithm"] != "protonet":
         raise UsageError(f"--distance={distance} does not apply to "
@@ -126,7 +146,7 @@ def resolve(values, given):
     return Config(
         preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
-        test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=values["filters"],
+        test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=filters,
         distance=distance, global_clipnorm=values["global_clipnorm"],
         test_shots=_test_shots(values["test_shots"]),
         export=values["export"], export_raw_images=values["export_raw_images"],

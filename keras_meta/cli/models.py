@@ -1,7 +1,8 @@
 """The models `python -m keras_meta.train` builds: an algorithm name, a
 dataset and the run's settings → a compiled `MetaModel`.
 
-Backbones are the papers': conv4 (`filters` channels) on Omniglot, a 40-40
+Backbones are the papers': conv4 (`filters` channels) on Omniglot and the
+image benchmarks (on their image shape, `Config.image_shape`), a 40-40
 ReLU MLP on sinusoids. Outer optimizer: Adam with ε = 1e-8 (`outer_optimizer`;
 clipped to `global_clipnorm` when set). SNAIL's sequence model is smaller than the paper's (which starts
 learning later; `SNAIL_SEQUENCE`); LEO's latent codes have `LEO_LATENT_SIZE`
@@ -88,17 +89,26 @@ def outer_optimizer(learning_rate, global_clipnorm=None):
                                  global_clipnorm=global_clipnorm)
 
 
+def _embedding(config, **kwargs):
+    return km.learners.conv4_embedding(filters=config.filters, input_shape=config.image_shape,
+                                       **kwargs)
+
+
+def _conv4(config):
+    return km.learners.conv4(config.ways, filters=config.filters, input_shape=config.image_shape)
+
+
 def _finetune(config, num_classes):
     tuning = dict(steps=config.eval_inner_steps, learning_rate=config.inner_lr)
     if config.classification:
-        return km.baselines.FineTune(km.learners.conv4_embedding(filters=config.filters),
+        return km.baselines.FineTune(_embedding(config),
                                      num_classes=num_classes, **tuning)
     return km.baselines.FineTune(km.learners.mlp(hidden=(40, 40)), **tuning)
 
 
 def _gradient_based(config):
     if config.classification:
-        learner = km.learners.conv4(config.ways, filters=config.filters)
+        learner = _conv4(config)
     else:
         learner = km.learners.mlp(hidden=(40, 40))
     loop = dict(inner_steps=config.inner_steps, eval_inner_steps=config.eval_inner_steps)
@@ -115,22 +125,21 @@ def _gradient_based(config):
 
 def _classifier(config):
     if config.algorithm == "protonet":
-        return km.ProtoNet(km.learners.conv4_embedding(filters=config.filters),
+        return km.ProtoNet(_embedding(config),
                            distance=config.distance)
     if config.algorithm == "matching":
-        return km.MatchingNet(km.learners.conv4_embedding(filters=config.filters))
+        return km.MatchingNet(_embedding(config))
     if config.algorithm == "relation":
-        return km.RelationNet(km.learners.conv4_embedding(
-            filters=config.filters, pooled_blocks=2, flatten=False))
+        return km.RelationNet(_embedding(config, pooled_blocks=2, flatten=False))
     if config.algorithm == "snail":
-        return km.SNAIL(km.learners.conv4_embedding(filters=config.filters), ways=config.ways,
+        return km.SNAIL(_embedding(config), ways=config.ways,
                         shots=config.shots, **SNAIL_SEQUENCE)
     if config.algorithm == "leo":
-        return km.LEO(km.learners.conv4_embedding(filters=config.filters),
+        return km.LEO(_embedding(config),
                       latent_size=LEO_LATENT_SIZE, inner_steps=config.inner_steps,
                       finetune_steps=config.inner_steps, seed=config.seed)
     if config.algorithm == "meta_lstm":
-        return km.MetaLSTM(km.learners.conv4(config.ways, filters=config.filters),
+        return km.MetaLSTM(_conv4(config),
                            inner_steps=config.inner_steps,
                            recompute_inner_steps=config.recompute_inner_steps)
-    return km.baselines.MultiTask(km.learners.conv4_embedding(filters=config.filters))
+    return km.baselines.MultiTask(_embedding(config))

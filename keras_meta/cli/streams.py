@@ -1,7 +1,8 @@
 """The episode streams of a run: training, validation and test.
 
 Seeds: training `seed`, test `seed + 1`, validation `seed + 2`. Omniglot's
-splits hold disjoint characters (see `keras_meta.data.omniglot`); sinusoid
+splits hold disjoint characters (see `keras_meta.data.omniglot`), the
+benchmarks' disjoint classes (`keras_meta.data.benchmarks`); sinusoid
 tasks are fresh draws. Evaluation streams batch `EVAL_TASKS_PER_BATCH` tasks.
 `finetune` pre-trains on Omniglot on labelled batches of as many images as a
 meta-batch of episodes holds.
@@ -20,6 +21,11 @@ def episodes(config, split, meta_batch_size=EVAL_TASKS_PER_BATCH, start=0):
     if config.dataset == "sinusoid":
         return km.data.sinusoid_episodes(shots=config.shots, query_shots=config.query_shots,
                                          meta_batch_size=meta_batch_size, seed=seed, start=start)
+    if config.benchmark:
+        return km.data.benchmark_episodes(
+            config.dataset, split, ways=config.ways, shots=config.shots,
+            query_shots=config.query_shots, meta_batch_size=meta_batch_size, seed=seed,
+            data_dir=config.data_dir, start=start)
     return km.data.omniglot_episodes(
         split, ways=config.ways, shots=config.shots, query_shots=config.query_shots,
         meta_batch_size=meta_batch_size, seed=seed, source=config.dataset,
@@ -39,6 +45,11 @@ def labelled(config):
     if config.algorithm != "finetune" or not config.classification:
         return None
     images = config.meta_batch_size * config.ways * (config.shots + config.query_shots)
+    if config.benchmark:
+        return km.data.labelled_batches(
+            config.dataset, batch_size=images, seed=config.seed, data_dir=config.data_dir,
+            tfds_split="train", preprocess=km.data.benchmarks.normalizer(
+                *km.data.train_statistics(config.dataset, config.data_dir)))
     return km.data.omniglot_batches("train", batch_size=images, seed=config.seed,
                                     source=config.dataset, data_dir=config.data_dir)
 
@@ -46,4 +57,8 @@ def labelled(config):
 def raw_image_preprocess(config):
     """What the exported `serve` applies to raw images: the dataset's
     preprocessing with `--export_raw_images`, else None (it takes features)."""
-    return km.data.omniglot_preprocess if config.export_raw_images else None
+    if not config.export_raw_images:
+        return None
+    if config.benchmark:
+        return km.data.benchmark_preprocess(config.dataset, data_dir=config.data_dir)
+    return km.data.omniglot_preprocess
