@@ -4,7 +4,7 @@ Pixel convention: images are float32; Omniglot is `[28, 28, 1]` in [0, 1]
 with strokes = 1, background = 0 (see `km.data.omniglot_preprocess`).
 Importing this package registers the offline TFDS dataset `omniglot_minimal` and the
 benchmark builders `mini_imagenet`, `tiered_imagenet`, `cifar_fs`, `fc100` and `cub`
-(`keras_meta.data.builders`; episodes: `km.data.mini_imagenet_episodes` and the like).
+(package keras_meta/data/builders; episodes: `km.data.mini_imagenet_episodes` and the like).
 """
 
 from keras_meta.data.sampling import episodes
