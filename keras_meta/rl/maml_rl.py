@@ -420,7 +420,7 @@ class MAMLRL(keras.Model):
         new = episode.checked_finite([step["params"]], NON_FINITE_OUTER)[0]
         for variable, value in zip(variables, _unflatten(new, shapes)):
             variable.assign(value)
-        if self.optimizer is not None:
+        if getattr(self, "optimizer", None) is not None:
             self.optimizer.iterations.assign_add(1)
         return step["surrogate"] + step["improvement"], step["kl"]
 
@@ -445,7 +445,7 @@ class MAMLRL(keras.Model):
         """`tasks` as float32 `[T, task_dim]`, or a `ValueError` naming it."""
         tasks = tf.convert_to_tensor(tasks)
         if tasks.shape.rank != 2 or tasks.shape[-1] not in (None, self.family.task_dim):
-            raise ValueError(f"the tasks (`x` of fit/evaluate) must be [T, "
+            raise ValueError(f"`tasks` (`x` of fit/evaluate) must be [T, "
                              f"{self.family.task_dim}] task parameters; received shape "
                              f"{tasks.shape}.")
         return episode.checked_finite_values(tf.cast(tasks, tf.float32), "tasks")
@@ -491,10 +491,19 @@ class MAMLRL(keras.Model):
                 data["advantages"] = self.task_advantages(data)
                 weights = self.inner_update(weights, non_trainable, data)
         clone = keras.models.clone_model(self.policy)
-        clone.build((None, self.family.observation_dim))
+        if not clone.built:
+            clone.build((None, self.family.observation_dim))
         for variable, value in zip(clone.trainable_variables, weights):
             variable.assign(value)
         return clone
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit` over a stream of task batches `[T, task_dim]`,
+        building the compiled optimizer first (TRPO does not step it, but a
+        saved model then reloads its state)."""
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        return super().fit(x, y, *args, **kwargs)
 
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
