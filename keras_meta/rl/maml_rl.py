@@ -75,7 +75,7 @@ class MAMLRL(keras.Model):
     the gradient of the expected return *after* adaptation.
     `first_order=True` treats the inner gradients as constants (first-order
     MAML). Inner steps run on the shared inner-loop engine
-    (`keras_meta.adaptation.adapt`) with `inner_rule` (SGD of `inner_lr` by
+    (`adaptation.adapt`) with `inner_rule` (SGD of `inner_lr` by
     default).
 
     Sampling is on-policy inside the step: the data stream carries only task
