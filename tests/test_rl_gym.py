@@ -62,6 +62,7 @@ def test_cheetah_tasks_follow_the_paper():
 
 
 @needs_mujoco
+@pytest.mark.slow
 def test_maml_rl_trains_on_a_gymnasium_family():
     family = rl.HalfCheetahVelocity(horizon=5)
     model = rl.MAMLRL(rl.mlp_policy(17, 6, hidden=(8,), seed=0), family, num_trajectories=2,

@@ -467,8 +467,13 @@ class MAMLRL(keras.Model):
         tasks = self.check_tasks(tasks)
         seeds = tf.random.experimental.stateless_split(
             tf.constant([seed, 7], tf.int64), tf.shape(tasks)[0])
+        functions = self.__dict__.setdefault("returns_functions", {})  # not tracked by Keras
+        if steps not in functions:
+            functions[steps] = tf.function(
+                lambda tasks, seeds: self.returns(self.sample(tasks, steps, seeds)))
+        sample = functions[steps]
         with episode.assertions_as_python_errors():
-            return self.returns(self.sample(tasks, steps, seeds)).numpy()
+            return sample(tasks, seeds).numpy()
 
     def adapted_policy(self, task, steps=1, seed=0):
         """A copy of the policy (a plain Keras model) adapted to one task by
