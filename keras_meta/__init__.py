@@ -5,6 +5,7 @@ from keras_meta.algorithms import ANIL, FOMAML, MAML, MAMLPlusPlus, MetaSGD, Rep
 from keras_meta.algorithms import MatchingNet, ProtoNet, RelationNet
 from keras_meta.algorithms import LEO, SNAIL, MetaLSTM
 from keras_meta import optimizers
+from keras_meta import rl
 from keras_meta import baselines
 from keras_meta import callbacks, evaluation, plot
 from keras_meta.meta_model import MetaModel
@@ -16,3 +17,4 @@ __all__ = ["MetaModel", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlu
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet", "baselines"]
 __all__ += ["callbacks", "evaluation", "plot"]
 __all__ += ["SNAIL", "LEO", "MetaLSTM", "optimizers"]
+__all__ += ["rl"]

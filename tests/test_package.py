@@ -186,7 +186,7 @@ def test_wheel_contents_and_metadata(artifacts):
     for extra, requirements in project["optional-dependencies"].items():
         declared |= {str(Requirement(f'{r}; extra == "{extra}"')) for r in requirements}
     assert requirement_set(metadata.get_all("Requires-Dist")) == declared
-    assert set(metadata.get_all("Provides-Extra")) == {"tune", "test"}
+    assert set(metadata.get_all("Provides-Extra")) == {"tune", "test", "rl"}
     assert "tensorflow<2.22,>=2.18" in metadata.get_all("Requires-Dist")
     minor_versions = {c.rsplit(" ", 1)[1] for c in metadata.get_all("Classifier")
                       if c.startswith("Programming Language :: Python :: 3.")}
