@@ -26,6 +26,7 @@ import venv
 import zipfile
 
 import pytest
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
@@ -184,7 +185,12 @@ def test_wheel_contents_and_metadata(artifacts):
     assert SpecifierSet(metadata["Requires-Python"]) == SpecifierSet(project["requires-python"])
     declared = requirement_set(project["dependencies"])
     for extra, requirements in project["optional-dependencies"].items():
-        declared |= {str(Requirement(f'{r}; extra == "{extra}"')) for r in requirements}
+        for requirement in map(Requirement, requirements):
+            marker = f'extra == "{extra}"'
+            if requirement.marker is not None:
+                marker = f"({requirement.marker}) and {marker}"
+            requirement.marker = Marker(marker)
+            declared.add(str(requirement))
     assert requirement_set(metadata.get_all("Requires-Dist")) == declared
     assert set(metadata.get_all("Provides-Extra")) == {"tune", "test", "rl"}
     assert "tensorflow<2.22,>=2.18" in metadata.get_all("Requires-Dist")
