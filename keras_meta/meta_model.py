@@ -131,7 +131,8 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
 
     def call(self, inputs, training=False, **options):
         if masking.has_masks(inputs):
-            return self.padded_call(inputs, training=training, **options)
+            with episode.assertions_as_python_errors():
+                return self.padded_call(inputs, training=training, **options)
         with episode.assertions_as_python_errors():
             outputs = self.adapt_and_predict(*self.episode_tensors(inputs), training=training,
                                              **options)
