@@ -166,8 +166,10 @@ class RandomAffine(Transform):
     a00, a01, a10, a11, t_row, t_col).
 
     Args:
-      rotation: degrees ≥ 0; shear: ≥ 0; scale: `(low, high)` > 0;
-      translation: fraction of the size ≥ 0.
+      rotation: the largest rotation, degrees ≥ 0.
+      shear: the largest shear factor, ≥ 0.
+      scale: `(low, high)`, 0 < low <= high: the range of the zoom.
+      translation: the largest shift, a fraction of the size ≥ 0.
 
     Example:
 
@@ -258,7 +260,8 @@ def natural_images(padding=8, flip=True, brightness=0.4, contrast=0.4, saturatio
     """Random crop, left-right flip and colour jitter (mini-ImageNet, CUB, CIFAR).
 
     Args:
-      padding: crop padding in pixels; flip: whether to flip;
+      padding: crop padding in pixels.
+      flip: whether to flip left-right (probability 1/2).
       brightness, contrast, saturation: as for `ColourJitter`.
 
     Returns:
