@@ -7,7 +7,7 @@ from keras_meta.algorithms import LEO, SNAIL, MetaLSTM
 from keras_meta import optimizers
 from keras_meta import rl
 from keras_meta import baselines
-from keras_meta import callbacks, evaluation, plot
+from keras_meta import callbacks, evaluation, masking, plot
 from keras_meta.meta_model import MetaModel
 
 __version__ = "0.1.0"
@@ -15,6 +15,6 @@ __version__ = "0.1.0"
 __all__ = ["MetaModel", "MAML", "FOMAML", "Reptile", "MetaSGD", "ANIL", "MAMLPlusPlus", "data", "learners", "stats",
            "update_rules"]
 __all__ += ["ProtoNet", "MatchingNet", "RelationNet", "baselines"]
-__all__ += ["callbacks", "evaluation", "plot"]
+__all__ += ["callbacks", "evaluation", "masking", "plot"]
 __all__ += ["SNAIL", "LEO", "MetaLSTM", "optimizers"]
 __all__ += ["rl"]

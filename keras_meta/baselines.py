@@ -16,7 +16,8 @@ predicts the query set. Head fitting runs on the inner-loop engine
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, arguments, batch_norm, episode, keras_internals, update_rules
+from keras_meta import (adaptation, arguments, batch_norm, episode, keras_internals, masking,
+                        update_rules)
 from keras_meta.algorithms import embedding_model, metric
 from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
@@ -281,8 +282,11 @@ class FineTune(HeadFitting):
             return super().adapt_and_predict(support_x, support_y, query_x, training=training)
         weights, non_trainable = self.functional_learner.initial_weights()
 
+        ways = masking.current_ways()  # a padded task's classes (None otherwise)
+
         def forward(task_weights, x):
-            return self.functional_learner(task_weights, non_trainable, x)
+            return masking.mask_absent_classes(
+                self.functional_learner(task_weights, non_trainable, x), ways)
 
         def task(task_support_x, task_support_y, task_query_x):
             tuned = adaptation.adapt(
@@ -293,8 +297,8 @@ class FineTune(HeadFitting):
         return self.map_tasks(task, (support_x, support_y, query_x))
 
     def pooled_examples(self, inputs, query_y):
-        """Every support and query point of regression episodes as one batch:
-        `([T·(S+Q), *features], [T·(S+Q), out])`."""
+        """Every (real) support and query point of regression episodes as
+        one batch: `([T·(S+Q), *features], [T·(S+Q), out])`."""
         inputs = episode.validate_inputs(inputs)
         query_y = episode.validate_targets(inputs, query_y)
         if inputs[episode.SUPPORT_Y].dtype.is_integer:
@@ -305,8 +309,8 @@ class FineTune(HeadFitting):
             )
         x = tf.concat([inputs[episode.SUPPORT_X], inputs[episode.QUERY_X]], axis=1)
         y = tf.concat([inputs[episode.SUPPORT_Y], query_y], axis=1)
-        return (tf.reshape(x, [-1, *embedding_model.dims(x)[2:]]),
-                tf.reshape(y, [-1, *embedding_model.dims(y)[2:]]))
+        real = tf.concat(masking.masks_of(inputs), axis=1)  # padded episodes: real points only
+        return tf.boolean_mask(x, real), tf.boolean_mask(y, real)
 
     def train_step(self, data):
         """One ordinary supervised step (episodes are pooled, see `pooled_examples`)."""

@@ -7,6 +7,9 @@ One dataset element is a batch of `T` tasks, `(inputs, query_y)`:
   or `[T, S, out]` float targets (regression).
 - `inputs["query_x"]`: `[T, Q, *feature_shape]` float query examples.
 - `query_y`: `[T, Q]` int or `[T, Q, out]` float query targets.
+- optional `inputs["support_mask"]` `[T, S]` and `inputs["query_mask"]`
+  `[T, Q]` (bool, or numbers 0 / 1): which entries are real in episodes
+  padded to fixed shapes (`keras_meta.masking`); without them every entry is.
 
 Shapes are checked while the graph is built (static shapes); label ranges are
 checked at run time by assertions whose message starts with `ERROR_MARKER`,
@@ -25,6 +28,9 @@ SUPPORT_X = "support_x"
 SUPPORT_Y = "support_y"
 QUERY_X = "query_x"
 KEYS = (SUPPORT_X, SUPPORT_Y, QUERY_X)
+SUPPORT_MASK = "support_mask"
+QUERY_MASK = "query_mask"
+MASK_KEYS = (SUPPORT_MASK, QUERY_MASK)
 
 ERROR_MARKER = "keras_meta episode error: "
 DIVERGENCE_MARKER = "keras_meta divergence: "
@@ -62,7 +68,8 @@ def as_class_labels(labels, name):
 
 
 def check_keys(inputs):
-    """Checks that `inputs` is a dict with exactly the episode keys."""
+    """Checks that `inputs` is a dict with the episode keys (and optionally
+    the mask keys, `MASK_KEYS`)."""
     if not isinstance(inputs, dict):
         raise TypeError(
             "`inputs` must be a dict with keys "
@@ -74,10 +81,11 @@ def check_keys(inputs):
             f"Episode `inputs` is missing key(s) {missing}; expected keys "
             f"{list(KEYS)}, received {sorted(inputs)}."
         )
-    unknown = sorted(set(inputs) - set(KEYS))
+    unknown = sorted(set(inputs) - set(KEYS) - set(MASK_KEYS))
     if unknown:
         raise ValueError(
-            f"Episode `inputs` has unknown key(s) {unknown}; expected only {list(KEYS)}."
+            f"Episode `inputs` has unknown key(s) {unknown}; expected only {list(KEYS)} "
+            f"and the optional masks {list(MASK_KEYS)}."
         )
 
 
@@ -137,7 +145,35 @@ def validate_inputs(inputs):
         if 0 in tensors[key].shape[:2]:
             raise ValueError(f"`{key}` has an empty task dimension: shape {tensors[key].shape}.")
         tensors[key] = checked_finite_values(tensors[key], key)
+    for key, examples in ((SUPPORT_MASK, SUPPORT_X), (QUERY_MASK, QUERY_X)):
+        if key in inputs:
+            tensors[key] = _checked_mask(_as_tensor(inputs[key], key), key, tensors[examples])
     return tensors
+
+
+def _checked_mask(mask, name, examples):
+    """`mask` `[T, N]` as bool, checked against `examples` `[T, N, ...]`:
+    static shape, values 0 / 1, and at least one real entry per task."""
+    if mask.shape.rank is not None and mask.shape.rank != 2:
+        raise ValueError(f"`{name}` must have shape [tasks, examples] (one flag per entry of "
+                         f"the episode); received shape {mask.shape}.")
+    for axis in (0, 1):
+        _check_equal(f"`{name}` dimension {axis} must equal that of the examples it masks",
+                     _dim(examples.shape, axis), _dim(mask.shape, axis))
+    if mask.dtype != tf.bool:
+        if not (mask.dtype.is_integer or mask.dtype.is_floating):
+            raise TypeError(f"`{name}` must be bool or 0 / 1 numbers; received dtype "
+                            f"{mask.dtype.name}.")
+        binary = tf.debugging.assert_equal(
+            tf.reduce_all(tf.logical_or(tf.equal(mask, 0), tf.equal(mask, 1))), True,
+            message=f"{ERROR_MARKER}`{name}` must hold only 0 (padding) and 1 (real entry)")
+        with tf.control_dependencies([binary]):
+            mask = tf.not_equal(mask, 0)
+    present = tf.debugging.assert_equal(
+        tf.reduce_all(tf.reduce_any(mask, axis=1)), True,
+        message=f"{ERROR_MARKER}`{name}` must mark at least one real entry in every task")
+    with tf.control_dependencies([present]):
+        return tf.identity(mask)
 
 
 def validate_targets(inputs, query_y):

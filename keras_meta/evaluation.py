@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import adaptation, episode, stats
+from keras_meta import adaptation, episode, masking, stats
 from keras_meta.algorithms.maml import MAML
 from keras_meta.arguments import check_int
 
@@ -140,19 +140,24 @@ def predictions_per_step_function(model, steps):
 
     @tf.function(reduce_retracing=True)
     def predict(inputs):
+        if masking.has_masks(inputs):  # padded episodes: each task on its real entries
+            masks = masking.masks_of(episode.validate_inputs(inputs))
+            return model.predictions_per_step(*model.episode_tensors(inputs), steps,
+                                              support_mask=masks[0], query_mask=masks[1])
         return model.predictions_per_step(*model.episode_tensors(inputs), steps)
 
     return predict
 
 
-def per_task_loss(loss, query_y, predictions):
+def per_task_loss(loss, query_y, predictions, query_mask=None):
     """`loss` (as given to `compile`) of each task: `[T, Q(, out)]` targets
-    and `[T, Q, ...]` predictions → `[T]`, the mean over its query set.
+    and `[T, Q, ...]` predictions → `[T]`, the mean over its (real) query set.
 
     Args:
       loss: a Keras loss, its name, or a function `(y_true, y_pred) → [N]`.
       query_y: `[T, Q(, out)]` targets.
       predictions: `[T, Q, ...]` query predictions.
+      query_mask: optional `[T, Q]` bool, False on padded queries.
 
     Returns:
       A `[T]` tensor.
@@ -168,15 +173,25 @@ def per_task_loss(loss, query_y, predictions):
     loss = keras.losses.get(loss) if isinstance(loss, str) else loss
     per_example = loss.call(query_y, predictions) if isinstance(loss, keras.losses.Loss) \
         else loss(query_y, predictions)
-    return tf.reduce_mean(tf.reshape(per_example, [tf.shape(per_example)[0], -1]), axis=1)
+    per_example = tf.reshape(per_example, [tf.shape(per_example)[0], -1])
+    return _masked_mean(per_example, query_mask)
 
 
-def per_task_accuracy(query_y, predictions):
+def _masked_mean(values, mask):
+    """`[T, Q]` → `[T]`: the mean over each row's entries where `mask` is True."""
+    if mask is None:
+        return tf.reduce_mean(values, axis=1)
+    mask = tf.cast(mask, values.dtype)
+    return tf.reduce_sum(tf.where(mask > 0, values, 0), axis=1) / tf.reduce_sum(mask, axis=1)
+
+
+def per_task_accuracy(query_y, predictions, query_mask=None):
     """`[T, Q]` int labels and `[T, Q, ways]` scores → `[T]` accuracy.
 
     Args:
       query_y: `[T, Q]` int labels.
       predictions: `[T, Q, ways]` scores (logits or probabilities).
+      query_mask: optional `[T, Q]` bool, False on padded queries.
 
     Returns:
       A `[T]` float32 tensor, the fraction of each task's queries whose
@@ -191,7 +206,7 @@ def per_task_accuracy(query_y, predictions):
     ```
     """
     hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=query_y.dtype), query_y)
-    return tf.reduce_mean(tf.cast(hits, tf.float64), axis=1)
+    return _masked_mean(tf.cast(hits, tf.float64), query_mask)
 
 
 class TaskEvaluator:
@@ -253,8 +268,10 @@ class TaskEvaluator:
             else:
                 predictions = per_step(inputs)
             query_y = tf.convert_to_tensor(query_y)
-            results = [(per_task_loss(model.loss, query_y, predictions[:, k]),
-                        per_task_accuracy(query_y, predictions[:, k])
+            mask = masking.masks_of(episode.validate_inputs(inputs))[1] \
+                if masking.has_masks(inputs) else None
+            results = [(per_task_loss(model.loss, query_y, predictions[:, k], mask),
+                        per_task_accuracy(query_y, predictions[:, k], mask)
                         if query_y.dtype.is_integer else None)
                        for k in range(predictions.shape[1])]
             losses = tf.stack([loss for loss, _ in results], axis=1)

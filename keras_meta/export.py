@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras_meta import episode
 
 SERVE = "serve"
+SERVE_PADDED = "serve_padded"
 EMBED = "embed"
 
 
@@ -35,7 +36,9 @@ RAW_IMAGES = tf.TensorSpec((None, None, None, None, None), tf.uint8)
 
 
 def export_saved_model(model, filepath, verbose=True, input_signature=None, preprocess=None):
-    """Writes `model` as a SavedModel with the `serve` (and `embed`) endpoints.
+    """Writes `model` as a SavedModel with the `serve` (and `embed`) endpoints,
+    and `serve_padded(support_x, support_y, query_x, support_mask, query_mask)`
+    for padded episodes (bool masks `[T, S]`, `[T, Q]`; see `keras_meta.masking`).
 
     Args:
       model: a built `MetaModel` (fitted, or called on an episode).
@@ -76,6 +79,18 @@ def export_saved_model(model, filepath, verbose=True, input_signature=None, prep
 
     archive.add_endpoint(SERVE, serve,
                          input_signature=[served_specs[key] for key in episode.KEYS])
+
+    def serve_padded(support_x, support_y, query_x, support_mask, query_mask):
+        if preprocess is not None:
+            support_x, query_x = (_per_image(preprocess, x) for x in (support_x, query_x))
+        inputs = {episode.SUPPORT_X: support_x, episode.SUPPORT_Y: support_y,
+                  episode.QUERY_X: query_x, episode.SUPPORT_MASK: support_mask,
+                  episode.QUERY_MASK: query_mask}
+        return model(inputs, training=False)
+
+    masks = [tf.TensorSpec((None, None), tf.bool, name=key) for key in episode.MASK_KEYS]
+    archive.add_endpoint(SERVE_PADDED, serve_padded,
+                         input_signature=[served_specs[key] for key in episode.KEYS] + masks)
     for name, (function, signature) in model.export_endpoints(specs).items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(str(filepath), verbose=verbose)

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import arguments, batch_norm, episode, export, keras_internals
+from keras_meta import arguments, batch_norm, episode, export, keras_internals, masking
 
 
 NON_FINITE_META_GRADIENT = (
@@ -130,10 +130,105 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=False, **options):
+        if masking.has_masks(inputs):
+            with episode.assertions_as_python_errors():
+                return self.padded_call(inputs, training=training, **options)
         with episode.assertions_as_python_errors():
             outputs = self.adapt_and_predict(*self.episode_tensors(inputs), training=training,
                                              **options)
         return tf.nest.map_structure(self.in_variable_dtype, outputs)
+
+    def padded_call(self, inputs, training=False, **options):
+        """`call` on a padded episode (with `support_mask` / `query_mask`):
+        each task runs alone on its real entries (see `keras_meta.masking`).
+
+        Args:
+          inputs: an episode dict with masks.
+          training: as for `call`.
+          **options: passed to each task's `call`, whose output must be the
+            predictions alone.
+
+        Returns:
+          `[T, Q, W]` logits (absent classes at `masking.ABSENT_CLASS_LOGIT`,
+          padded queries zero) or `[T, Q, out]` values.
+        """
+        def predict(task_inputs, task_y, task_weight):
+            outputs = self.call(task_inputs, training=training, **options)
+            if isinstance(outputs, (tuple, list)):
+                raise ValueError(
+                    f"{type(self).__name__} returned several outputs for options {options}; "
+                    "a padded episode (with masks) takes only calls that return the "
+                    "predictions alone.")
+            return [outputs]
+
+        return self.map_real_tasks(inputs, predict)[0]
+
+    def map_real_tasks(self, inputs, fn, y=None, sample_weight=None, query_axis=0, extras=()):
+        """Runs `fn` on each task of a padded episode cut down to its real entries.
+
+        Args:
+          inputs: an episode dict, with or without masks.
+          fn: `fn(task_inputs, task_y, task_weight)` on one unpadded task
+            (a dict of `[1, ...]` tensors, `[1, q, ...]` targets or None, and
+            weights or None) → a list: the query predictions `[1, ..., q, ...]`
+            (queries on axis `query_axis + 1`), then tensors of `extras`.
+          y, sample_weight: `[T, Q, ...]` query targets and weights, or None.
+          query_axis: the query axis of a task's predictions without its task axis.
+          extras: `tf.TensorSpec`s of `fn`'s other results, stacked over tasks.
+
+        Returns:
+          `[predictions [T, ..., Q, ...] scattered back to the padded queries
+          (absent classes masked and padded to a common width), *extras]`.
+        """
+        inputs = episode.validate_inputs(inputs)
+        if not self.built:
+            self.build({key: inputs[key].shape for key in episode.KEYS})
+        support_mask, query_mask = masking.masks_of(inputs)
+        support_y = self.check_labels(inputs[episode.SUPPORT_Y], "support_y")
+        classify = support_y.dtype.is_integer
+        ways = tf.reduce_max(tf.where(support_mask, tf.cast(support_y, tf.int32), -1), axis=1) + 1
+        width = self.num_outputs if self.num_outputs is not None else tf.reduce_max(ways)
+        elements = [inputs[episode.SUPPORT_X], support_y, inputs[episode.QUERY_X],
+                    support_mask, query_mask, ways]
+        optional = [v for v in (y, sample_weight) if v is not None]
+        elements += [tf.convert_to_tensor(v) for v in optional]
+        ranks = []
+
+        def task(support_x, task_support_y, query_x, task_support_mask, task_query_mask,
+                 task_ways, *rest):
+            rest = list(rest)
+            task_inputs = {
+                episode.SUPPORT_X: tf.boolean_mask(support_x, task_support_mask)[None],
+                episode.SUPPORT_Y: tf.boolean_mask(task_support_y, task_support_mask)[None],
+                episode.QUERY_X: tf.boolean_mask(query_x, task_query_mask)[None]}
+            task_y = tf.boolean_mask(rest.pop(0), task_query_mask)[None] if y is not None \
+                else None
+            task_weight = tf.boolean_mask(rest.pop(0), task_query_mask)[None] \
+                if sample_weight is not None else None
+            with masking.task_ways(task_ways if classify else None):
+                predictions, *others = fn(task_inputs, task_y, task_weight)
+            predictions = self.in_variable_dtype(predictions)[0]
+            if classify:
+                predictions = masking.pad_classes(
+                    masking.mask_absent_classes(predictions, task_ways), width)
+            ranks.append(predictions.shape.rank)
+            return [masking.scatter_rows(predictions, task_query_mask, query_axis), *others]
+
+        signature = [tf.TensorSpec(None, self.variable_dtype), *extras]
+        predictions, *others = self.map_tasks(task, tuple(elements), signature)
+        predictions.set_shape([None] * (ranks[0] + 1))
+        return [predictions, *others]
+
+    def episode_sample_weight(self, x, sample_weight=None):
+        """`sample_weight` times the query weights of a padded episode `x`
+        (`masking.query_weights`: 0 on padding); unchanged without masks."""
+        if not (isinstance(x, dict) and episode.QUERY_MASK in x):
+            return sample_weight
+        mask = episode.validate_inputs(x)[episode.QUERY_MASK]
+        weights = masking.query_weights(mask, self.variable_dtype)
+        if sample_weight is None:
+            return weights
+        return weights * tf.cast(sample_weight, weights.dtype)
 
     def in_variable_dtype(self, values):
         """Float `values` cast to the model's variable dtype (float32 under a
@@ -207,7 +302,18 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
             y = self.check_labels(episode.validate_targets(inputs, y), "query_y")
             if y.dtype.is_integer and y_pred is not None:  # labels of the predicted classes
                 y = episode.checked_labels(y, tf.shape(y_pred)[-1], "query_y")
+            sample_weight = self.episode_sample_weight(x, sample_weight)
         return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Keras's metrics; on a padded episode, of its real query entries
+        only: `metrics` count each real query once, `weighted_metrics` weight
+        each task equally (`episode_sample_weight`)."""
+        if isinstance(x, dict) and episode.QUERY_MASK in x:
+            real = episode.validate_inputs(x)[episode.QUERY_MASK]
+            sample_weight = tf.boolean_mask(self.episode_sample_weight(x, sample_weight), real)
+            y, y_pred = tf.boolean_mask(y, real), tf.boolean_mask(y_pred, real)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def train_step(self, data):
         """One meta-iteration on a meta-batch of `T` tasks: meta-gradients,
@@ -218,7 +324,10 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         (`mixed_float16`) above `MIN_LOSS_SCALE`: there, as in Keras, the
         optimizer skips the step and halves the scale."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
+        if masking.has_masks(x):
+            grads, y_pred, loss = self.padded_meta_gradients(x, y, sample_weight)
+        else:
+            grads, y_pred, loss = self.meta_gradients(x, y, sample_weight)
         loss, *grads = episode.checked_finite(
             [loss, *grads], NON_FINITE_META_GRADIENT, skippable=len(grads),
             skip=skips_non_finite_step(self.optimizer))
@@ -230,6 +339,44 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
             self.optimizer.apply(grads, self.trainable_variables)
         return _for_multi_worker_reduction(
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
+
+    def padded_meta_gradients(self, x, y, sample_weight=None):
+        """`meta_gradients` of a padded episode (with masks): the mean over
+        tasks of `meta_gradients` on each task alone, cut down to its real
+        entries (see `keras_meta.masking`). The moving statistics the tasks
+        would set (batch norm's) are averaged and assigned once.
+
+        Args:
+          x: an episode dict with masks; y: `[T, Q, ...]` query targets;
+          sample_weight: `[T, Q]` or None.
+
+        Returns:
+          `(grads, y_pred, loss)` as `meta_gradients`.
+        """
+        variables = self.trainable_variables
+        state = [v for v in self.non_trainable_variables
+                 if keras.backend.is_float_dtype(v.dtype)]
+        y = episode.validate_targets(episode.validate_inputs(x), y)
+
+        def task(task_inputs, task_y, task_weight):
+            with keras.StatelessScope() as scope:
+                grads, predictions, loss = self.meta_gradients(task_inputs, task_y, task_weight)
+            moved = [scope.get_current_value(v) for v in state]
+            moved = [tf.convert_to_tensor(v.value) if m is None else m
+                     for m, v in zip(moved, state)]
+            return [predictions, self.in_variable_dtype(loss), *grads, *moved]
+
+        extras = [tf.TensorSpec((), self.variable_dtype)]
+        extras += [tf.TensorSpec(v.shape, v.dtype) for v in variables + state]
+        y_pred, losses, *results = self.map_real_tasks(x, task, y, sample_weight, extras=extras)
+        means = [tf.reduce_mean(r, axis=0) for r in results]
+        grads, moving = means[:len(variables)], means[len(variables):]
+        replica = tf.distribute.get_replica_context()
+        if moving and replica is not None and replica.num_replicas_in_sync > 1:
+            moving = replica.all_reduce(tf.distribute.ReduceOp.MEAN, moving)
+        for variable, value in zip(state, moving):
+            variable.assign(value)
+        return grads, y_pred, tf.reduce_mean(losses)
 
     def meta_gradients(self, x, y, sample_weight=None):
         """Hook 3: gradients of the meta-loss with respect to `trainable_variables`.

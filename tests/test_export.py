@@ -128,7 +128,7 @@ def test_reloaded_savedmodel_serves_what_predict_gives(exported, name):
 def test_signatures_are_named_for_tf_serving(exported, name):
     report = exported[2][name]
     cls = km.MAML if name == REGRESSION else zoo.exported_algorithms()[name]
-    assert set(report["signatures"]) == {"serve", "serving_default"} | (
+    assert set(report["signatures"]) == {"serve", "serve_padded", "serving_default"} | (
         {"embed"} if issubclass(cls, EmbeddingModel) else set())
     features = [None, None, 1] if name == REGRESSION else [None, None, *zoo.IMAGE]
     labels = ["float32", [None, None, 1]] if name == REGRESSION else ["int32", [None, None]]

@@ -8,7 +8,7 @@ objective) and inherits the inner loop (`adaptation.adapt`).
 import keras
 import tensorflow as tf
 
-from keras_meta import adaptation, arguments, episode, keras_internals, update_rules
+from keras_meta import adaptation, arguments, episode, keras_internals, masking, update_rules
 from keras_meta.meta_model import MetaModel, unscale_for_distribution
 
 
@@ -201,8 +201,10 @@ class MAML(MetaModel):
           support_x: `[S, *features]`; support_y: `[S]` or `[S, out]`.
           steps: inner steps; batch_size: support examples per step (None: all).
         """
+        ways = masking.current_ways()  # bound now: a recomputed step may run outside the task
         return adaptation.adapt(
-            lambda w, x: self.functional_learner(w, non_trainable, x),
+            lambda w, x: masking.mask_absent_classes(
+                self.functional_learner(w, non_trainable, x), ways),
             self.inner_loss,
             weights,
             support_x,
@@ -228,20 +230,38 @@ class MAML(MetaModel):
         weights, non_trainable = self.initial_weights()
         trajectory = self.adapt(weights, non_trainable, support_x, support_y, steps)
         if from_step is None:
-            return self.functional_learner(trajectory[-1], non_trainable, query_x)
-        return tf.stack([self.functional_learner(w, non_trainable, query_x)
+            return self.forward(trajectory[-1], non_trainable, query_x)
+        return tf.stack([self.forward(w, non_trainable, query_x)
                          for w in trajectory[from_step:]])
+
+    def forward(self, weights, non_trainable, x):
+        """The learner at `weights` on `x` `[N, *features]` → `[N, outputs]`;
+        in a padded task, the logits of its absent classes masked
+        (`masking.current_ways`)."""
+        return masking.mask_absent_classes(self.functional_learner(weights, non_trainable, x),
+                                           masking.current_ways())
 
     def adapt_and_predict(self, support_x, support_y, query_x, training=False):
         steps = self.inner_steps if training else self.eval_inner_steps
         return self.map_tasks(lambda sx, sy, qx: self.predict_task(sx, sy, qx, steps),
                               (support_x, support_y, query_x))
 
-    def predictions_per_step(self, support_x, support_y, query_x, steps, include_initial=True):
+    def predictions_per_step(self, support_x, support_y, query_x, steps, include_initial=True,
+                             support_mask=None, query_mask=None):
         """Query predictions along the adaptation, `[T, steps + 1, Q, ...]`
         (after 0, 1, …, `steps` inner steps; `[T, steps, Q, ...]` without the
-        initial weights' predictions when `include_initial=False`)."""
+        initial weights' predictions when `include_initial=False`); with
+        masks `[T, S]`, `[T, Q]`, each task on its real entries."""
         first = 0 if include_initial else 1
+        if support_mask is not None or query_mask is not None:
+            inputs = {episode.SUPPORT_X: support_x, episode.SUPPORT_Y: support_y,
+                      episode.QUERY_X: query_x}
+            for key, mask in ((episode.SUPPORT_MASK, support_mask),
+                              (episode.QUERY_MASK, query_mask)):
+                if mask is not None:
+                    inputs[key] = mask
+            return self.map_real_tasks(inputs, lambda task, *_: [self.predictions_per_step(
+                *self.episode_tensors(task), steps, include_initial)], query_axis=1)[0]
         return self.map_tasks(
             lambda sx, sy, qx: self.predict_task(sx, sy, qx, steps, from_step=first),
             (support_x, support_y, query_x))

@@ -21,3 +21,7 @@ from keras_meta.data.benchmarks import (cifar_fs_episodes, cub_episodes, fc100_e
 __all__ += ["benchmark_episodes", "benchmark_preprocess", "train_statistics",
             "mini_imagenet_episodes", "tiered_imagenet_episodes", "cifar_fs_episodes",
             "fc100_episodes", "cub_episodes"]
+from keras_meta.data.variable import variable_episodes
+from keras_meta.data import augment
+
+__all__ += ["variable_episodes", "augment"]
