@@ -20,6 +20,8 @@ Class splits:
   last 423.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -48,16 +50,19 @@ def maml_character_split():
     return {name: tuple(sorted(part.tolist())) for name, part in zip(MAML_SPLIT_SIZES, parts)}
 
 
-def omniglot_preprocess(image):
+def omniglot_preprocess(image, image_size=IMAGE_SIZE):
     """An Omniglot drawing as the model sees it.
 
     Args:
       image: uint8 `[H, W, C]` or `[N, H, W, C]`, any size, `C` = 1 or 3
         (channels are averaged; traced with unknown `C`, any count is), black
         strokes on white (as the Omniglot PNGs and TFDS give them).
+      image_size: side of the output, 28 by default (the MAML protocol); a
+        larger side keeps more of the thin strokes (the PNGs are 105×105,
+        which `image_size=105` keeps exactly).
 
     Returns:
-      float32 `[28, 28, 1]` (or `[N, 28, 28, 1]`) in [0, 1], strokes = 1.
+      float32 `[image_size, image_size, 1]` (or `[N, ...]`) in [0, 1], strokes = 1.
 
     Example:
 
@@ -67,6 +72,8 @@ def omniglot_preprocess(image):
     image = km.data.omniglot_preprocess(drawing)  # [28, 28, 1], strokes = 1
     ```
     """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"`image_size` must be an int >= 1; received {image_size!r}.")
     image = tf.convert_to_tensor(image)
     if image.dtype != tf.uint8:
         raise ValueError(f"`image` must be uint8; received dtype {image.dtype.name}.")
@@ -77,7 +84,7 @@ def omniglot_preprocess(image):
         )
     # Inverting in uint8 keeps the background exactly 0; resizing before averaging
     # the channels (both linear) is equivalent and cheaper.
-    ink = tf.image.resize(255 - image, (IMAGE_SIZE, IMAGE_SIZE), method="bilinear", antialias=True)
+    ink = tf.image.resize(255 - image, (image_size, image_size), method="bilinear", antialias=True)
     ink = tf.reduce_mean(ink, axis=-1, keepdims=True)
     return tf.clip_by_value(ink / 255.0, 0.0, 1.0)
 
@@ -109,7 +116,7 @@ def omniglot_selection(split, source="omniglot_minimal", rotations=None):
 
 def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size=32, seed=0,
                       rotations=None, source="omniglot_minimal", data_dir=None, start=0,
-                      within_alphabet=False):
+                      within_alphabet=False, image_size=IMAGE_SIZE):
     """Omniglot episodes of `split` ("train", "validation" or "test").
 
     Args:
@@ -123,10 +130,11 @@ def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size
         drawers' drawings of its characters, its query set `query_shots`
         other drawers'. Lake et al.'s trial is `ways=20, shots=1,
         query_shots=1`.
+      image_size: side of the images, as `omniglot_preprocess`.
 
     Returns:
-      A `tf.data.Dataset` of episodes with images `[28, 28, 1]` (see
-      `km.data.episodes`).
+      A `tf.data.Dataset` of episodes with images `[image_size, image_size, 1]`
+      (see `km.data.episodes`).
 
     Example:
 
@@ -144,7 +152,10 @@ def omniglot_episodes(split, *, ways=5, shots=1, query_shots=15, meta_batch_size
             f"and the alphabet split); received source={source!r}."
         )
     trials = dict(within_group=True, drawer_key="drawer") if within_alphabet else {}
+    selection = omniglot_selection(split, source, rotations)
+    if image_size != IMAGE_SIZE:
+        omniglot_preprocess(np.zeros((1, 1, 1), "uint8"), image_size)  # checks `image_size`
+        selection["preprocess"] = functools.partial(omniglot_preprocess, image_size=image_size)
     return sampling.episodes(
         ways=ways, shots=shots, query_shots=query_shots, meta_batch_size=meta_batch_size,
-        seed=seed, data_dir=data_dir, start=start, **omniglot_selection(split, source, rotations),
-        **trials)
+        seed=seed, data_dir=data_dir, start=start, **selection, **trials)
