@@ -32,9 +32,9 @@ _BENCHMARK_DEFAULTS = dict(
     algorithm="maml", ways=5, shots=1, query_shots=5, meta_batch_size=4, inner_lr=0.01,
     inner_steps=5, eval_inner_steps=10, first_order=False, learning_rate=1e-3, iterations=600,
 )
-# Meta-RL without a preset: the paper's inner loop on a short run (navigation:
-# about a minute on 2 CPU cores; the cheetahs, which simulate in Python, a
-# smaller meta-batch and fewer trajectories). Tested after 0..3 steps.
+# Meta-RL without a preset: the paper's inner loop on a short run (the
+# cheetahs, which simulate in Python, with a smaller meta-batch and fewer
+# trajectories). Tested after 0..3 steps.
 _RL_DEFAULTS = dict(algorithm="maml", inner_lr=0.1, inner_steps=1, eval_inner_steps=3,
                     first_order=False, max_kl=0.01)
 _CHEETAH_DEFAULTS = dict(**_RL_DEFAULTS, meta_batch_size=10, trajectories=10, horizon=200,
