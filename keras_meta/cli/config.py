@@ -163,10 +163,10 @@ def resolve(values, given):
         raise UsageError(f"--iterations={settings['iterations']} must be a multiple of "
                          f"--log_every={log_every}")
     name = preset or f"{settings['algorithm']}_{dataset}"
-    tasks = {name: values[name] for name in ("val_tasks", "test_tasks")}
-    if rl:
-        tasks.update({name: value for name, value in presets.RL_EVAL_TASKS[dataset].items()
-                      if name not in given})
+    tasks = {key: values[key] for key in ("val_tasks", "test_tasks")}
+    if rl:  # the meta-RL datasets' own defaults
+        tasks.update({key: value for key, value in presets.RL_EVAL_TASKS[dataset].items()
+                      if key not in given})
     return Config(
         preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
