@@ -1,7 +1,10 @@
 """MAML-RL on 2-D navigation: return after 0-3 adaptation steps on new tasks,
-against a policy pre-trained on all tasks jointly (fine-tuned the same way)
-and against random initialisation (MAML paper, Figure 5's protocol at a
-smaller budget).
+against a policy pre-trained on all tasks jointly (fine-tuned the same way),
+against random initialisation (MAML paper, Figure 5's protocol at a
+smaller budget), and against the analytic oracle (told the goal, it moves
+straight to it at full speed: the best return any policy can get). A timing
+line gives environment steps per second and seconds per meta-iteration of
+MAML-RL on navigation and on half-cheetah velocity (Gymnasium + MuJoCo).
 
     python benchmarks/rl_navigation.py --iterations=40 --output=benchmarks/results/rl_navigation.json
 """
@@ -10,6 +13,7 @@ import argparse
 import json
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -31,6 +35,66 @@ def train(inner_steps, iterations, seed, args):
     return model, time.perf_counter() - start, history
 
 
+class EpochSeconds(keras.callbacks.Callback):
+    """Wall seconds of each epoch (one meta-iteration when steps_per_epoch=1)."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def oracle_returns(family, tasks):
+    """Returns `[T]` of the analytic oracle on `Navigation2D` goals `tasks`:
+    each step moves by `clip(goal − position, ±max_speed)` (the box
+    projection, which minimises the next distance; as the reachable set
+    after t steps is the box of half-width t · max_speed, this greedy policy
+    minimises every step's distance at once, so its return is the optimum)."""
+    goals = np.asarray(tasks, np.float64)
+    position = np.zeros_like(goals)
+    total = np.zeros(len(goals))
+    for _ in range(family.horizon):
+        position = position + np.clip(goals - position, -family.max_speed, family.max_speed)
+        total -= np.linalg.norm(position - goals, axis=-1)
+    return total
+
+
+def timing(family, meta_batch_size, trajectories, iterations, args):
+    """Seconds per meta-iteration and environment steps per second of MAML-RL
+    (1 inner step, TRPO) on `family`, the first (tracing) iteration apart."""
+    policy = km.rl.mlp_policy(family.observation_dim, family.action_dim, hidden=(100, 100),
+                              seed=args.seed)
+    model = km.rl.MAMLRL(policy, family, inner_lr=args.inner_lr, inner_steps=1,
+                         num_trajectories=trajectories, max_kl=args.max_kl,
+                         cg_iterations=args.cg_iterations, seed=args.seed)
+    model.compile()
+    clock = EpochSeconds()
+    model.fit(family.task_stream(meta_batch_size, seed=args.seed), steps_per_epoch=1,
+              epochs=iterations, verbose=0, callbacks=[clock])
+    steps = meta_batch_size * trajectories * family.horizon * 2  # before and after adaptation
+    later = clock.seconds[1:] or clock.seconds
+    per_iteration = float(np.mean(later))
+    return {"meta_batch_size": meta_batch_size, "trajectories": trajectories,
+            "horizon": family.horizon, "iterations": iterations,
+            "first_iteration_seconds": clock.seconds[0],
+            "seconds_per_iteration": per_iteration,
+            "env_steps_per_iteration": steps,
+            "env_steps_per_second": steps / per_iteration}
+
+
+def timing_line(name, measured):
+    return (f"timing {name}: {measured['seconds_per_iteration']:.2f} s per meta-iteration "
+            f"(meta-batch {measured['meta_batch_size']}, {measured['trajectories']} "
+            f"trajectories, horizon {measured['horizon']}; mean of iterations 2-"
+            f"{measured['iterations']}, the first, with tracing, took "
+            f"{measured['first_iteration_seconds']:.1f} s), "
+            f"{measured['env_steps_per_second']:,.0f} environment steps/s")
+
+
 def summary(returns):
     return [km.stats.mean_confidence_interval(returns[:, k]) for k in range(returns.shape[1])]
 
@@ -45,6 +109,11 @@ def main():
     parser.add_argument("--cg_iterations", type=int, default=10)
     parser.add_argument("--test_tasks", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timing_iterations", type=int, default=3,
+                        help="meta-iterations of each timing run (0: no timing)")
+    parser.add_argument("--cheetah_meta_batch_size", type=int, default=40)
+    parser.add_argument("--cheetah_trajectories", type=int, default=20)
+    parser.add_argument("--cheetah_horizon", type=int, default=200)
     parser.add_argument("--output", default=None)
     parser.add_argument("--table", default=None, help="print the README table of this results "
                         "file and exit")
@@ -75,6 +144,27 @@ def main():
         }
         print(name, [f"{m:.1f} ± {h:.1f}" for m, h in summary(returns)], f"{seconds:.0f} s",
               flush=True)
+    oracle = np.repeat(oracle_returns(km.rl.Navigation2D(), test_tasks)[:, None], 4, axis=1)
+    results["methods"]["oracle"] = {
+        "returns": oracle.tolist(), "mean_ci": summary(oracle), "meta_iterations": 0,
+        "train_seconds": 0.0, "seconds_per_iteration": None, "train_env_steps": 0,
+        "eval_seconds": 0.0, "history": {}}
+    print("oracle (analytic)", [f"{m:.1f} ± {h:.1f}" for m, h in summary(oracle)], flush=True)
+    if args.timing_iterations:
+        results["timing"] = {"navigation_2d": timing(
+            km.rl.Navigation2D(), args.meta_batch_size, args.trajectories,
+            args.timing_iterations, args)}
+        print(timing_line("navigation_2d", results["timing"]["navigation_2d"]), flush=True)
+        try:
+            cheetah = km.rl.HalfCheetahVelocity(horizon=args.cheetah_horizon)
+        except ImportError as error:
+            print(f"timing half_cheetah_vel: skipped ({error})")
+        else:
+            results["timing"]["half_cheetah_vel"] = timing(
+                cheetah, args.cheetah_meta_batch_size, args.cheetah_trajectories,
+                args.timing_iterations, args)
+            print(timing_line("half_cheetah_vel", results["timing"]["half_cheetah_vel"]),
+                  flush=True)
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)
@@ -87,7 +177,8 @@ def table(path):
         results = json.load(f)
     labels = {"maml_rl": "MAML-RL (TRPO outer step, DiCE inner surrogate)",
               "pretrained": "pre-trained on all tasks (TRPO), fine-tuned the same way",
-              "random_init": "random initialisation"}
+              "random_init": "random initialisation",
+              "oracle": "oracle (analytic: told the goal, straight to it at full speed)"}
     lines = ["| policy | 0 steps | 1 step | 2 steps | 3 steps | meta-iterations | "
              "environment steps | wall time |", "|---|---|---|---|---|---|---|---|"]
     for name, method in results["methods"].items():
@@ -95,6 +186,9 @@ def table(path):
         wall = f"{method['train_seconds']:.0f} s" if method["meta_iterations"] else "—"
         lines.append(f"| {labels[name]} | " + " | ".join(cells) +
                      f" | {method['meta_iterations']} | {method['train_env_steps']:,} | {wall} |")
+    for name, measured in results.get("timing", {}).items():
+        lines.append("")
+        lines.append(timing_line(name, measured))
     return "\n".join(lines)
 
 

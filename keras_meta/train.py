@@ -9,6 +9,8 @@
     python -m keras_meta.train --algorithm=leo --global_clipnorm=1.0
     python -m keras_meta.train --dataset=sinusoid --algorithm=finetune --test_shots=5,20
     python -m keras_meta.train --strategy=mirrored             # every GPU (see --cpu_devices)
+    python -m keras_meta.train --dataset=navigation_2d         # MAML-RL, a short run
+    python -m keras_meta.train --preset=maml_half_cheetah_vel  # MAML-RL, the paper's protocol
 
 Shows Keras's progress bar with tasks/s; every epoch (`--log_every`
 meta-iterations) evaluates `--val_tasks` validation tasks, keeps the best
@@ -25,6 +27,15 @@ mean ± 95% confidence interval, and writes into `--output_dir`:
     logs/                 TensorBoard: train/, validation/, test/
     history.csv           one row per epoch
     learning_curves.png, adaptation.png
+
+Meta-RL datasets (navigation_2d, half_cheetah_vel, half_cheetah_dir) train
+MAML-RL (`keras_meta.rl.MAMLRL`: --algorithm=maml, or fomaml for its
+first-order variant) with a TRPO outer step; the progress bar shows the mean
+return before (`return_0`) and after (`return_1`) adaptation, validation
+runs on --val_tasks tasks (`val_return_k`, best checkpoint by the return
+after --eval_inner_steps steps), and the test reports the return after
+0..--eval_inner_steps adaptation steps on --test_tasks new tasks (no
+SavedModel; adaptation.png plots return against adaptation steps).
 
 Flags left unset take the preset's value, else the dataset's default
 (`keras_meta/cli/presets.py`); a flag that contradicts a preset is an error,
@@ -61,7 +72,8 @@ flags.DEFINE_enum("dataset", None, list(presets.DATASETS),
                   "once), the MAML sinusoid family, or a few-shot benchmark: mini_imagenet, "
                   "tiered_imagenet (raw files in <data_dir>/downloads/manual/<name>), cifar_fs, "
                   "fc100, cub (TFDS downloads their sources; README, Datasets) (default: "
-                  "omniglot_minimal).")
+                  "omniglot_minimal). Meta-RL (MAML-RL): navigation_2d, half_cheetah_vel, "
+                  "half_cheetah_dir (Gymnasium + MuJoCo: pip install \"keras_meta[rl]\").")
 flags.DEFINE_integer("ways", None, f"Classes per task ({_DEFAULT}: 5).", lower_bound=2)
 flags.DEFINE_integer("shots", None, f"Support examples per class ({_DEFAULT}).", lower_bound=1)
 flags.DEFINE_integer("query_shots", None, f"Query examples per class ({_DEFAULT}).", lower_bound=1)
@@ -81,6 +93,13 @@ flags.DEFINE_bool("recompute_inner_steps", _RUN["recompute_inner_steps"],
                   + ", ".join(models.RECOMPUTABLE) + ").")
 flags.DEFINE_float("learning_rate", None, f"Adam's outer learning rate ({_DEFAULT}: 1e-3).",
                    lower_bound=0.0)
+flags.DEFINE_integer("trajectories", None, f"Meta-RL: trajectories per task and adaptation "
+                     f"step ({_DEFAULT}: 20 for navigation, 10 for the cheetahs).",
+                     lower_bound=1)
+flags.DEFINE_integer("horizon", None, f"Meta-RL: steps per trajectory ({_DEFAULT}: 100 for "
+                     "navigation, 200 for the cheetahs).", lower_bound=1)
+flags.DEFINE_float("max_kl", None, f"Meta-RL: TRPO's trust region, the largest mean KL of a "
+                   f"meta-iteration's step ({_DEFAULT}: 0.01).", lower_bound=0.0)
 flags.DEFINE_integer("iterations", None, f"Meta-iterations ({_DEFAULT}).", lower_bound=1)
 flags.DEFINE_integer("log_every", None, "Meta-iterations per Keras epoch: validation, "
                      "checkpoint, backup and log cadence (default: a tenth of --iterations).",
@@ -91,10 +110,11 @@ flags.DEFINE_string("output_dir", None, "Where everything is written (default: r
                     "algorithm_dataset>).")
 flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's); mini- and "
                     "tiered-ImageNet's raw files go in <data_dir>/downloads/manual/<dataset>.")
-flags.DEFINE_integer("test_tasks", _RUN["test_tasks"], "New tasks in the final test.",
-                     lower_bound=2)
+flags.DEFINE_integer("test_tasks", _RUN["test_tasks"], "New tasks in the final test "
+                     "(meta-RL default: 40).", lower_bound=2)
 flags.DEFINE_integer("val_tasks", _RUN["val_tasks"], "Validation tasks evaluated each epoch "
-                     "(0: none; then no best checkpoint).", lower_bound=0)
+                     "(0: none; then no best checkpoint; meta-RL default: 20 for navigation, "
+                     "0 for the cheetahs).", lower_bound=0)
 flags.DEFINE_integer("filters", _RUN["filters"], "Channels of the conv4 backbone (image datasets; "
                      "the mini-ImageNet presets set 32).",
                      lower_bound=1)
@@ -157,10 +177,14 @@ def training_callbacks(config, backup, resuming):
     in which they must see each epoch's logs."""
     out = config.output_dir
     monitor, mode = ("val_accuracy", "max") if config.classification else ("val_loss", "min")
+    if config.rl:  # validated by `fit` itself (`rl_validation`)
+        monitor, mode = f"val_return_{config.eval_inner_steps}", "max"
     callbacks = [meta_callbacks.TaskThroughput(config.meta_batch_size)]
     if config.val_tasks:
-        callbacks.append(meta_callbacks.FewShotEvaluation(
-            streams.episodes(config, "validation"), num_tasks=config.val_tasks, prefix="val"))
+        if not config.rl:
+            callbacks.append(meta_callbacks.FewShotEvaluation(
+                streams.episodes(config, "validation"), num_tasks=config.val_tasks,
+                prefix="val"))
         callbacks.append(keras.callbacks.ModelCheckpoint(
             os.path.join(out, "checkpoints", "best.keras"), monitor=monitor, mode=mode,
             save_best_only=True))
@@ -170,6 +194,42 @@ def training_callbacks(config, backup, resuming):
         keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
         backup,
     ]
+
+
+def rl_validation(config, model):
+    """`fit`'s validation arguments of a meta-RL run: one batch of
+    `--val_tasks` validation tasks per epoch (`MAMLRL.test_step`: the
+    return after 0..eval_inner_steps adaptation steps, `val_return_k`)."""
+    if not config.rl or not config.val_tasks:
+        return {}
+    return dict(validation_data=streams.rl_tasks(config, model.family, "validation",
+                                                 config.val_tasks),
+                validation_steps=1)
+
+
+def build(config, labelled):
+    """The model of `config`; a missing optional dependency (Gymnasium for
+    the cheetahs) fails with one line naming --dataset."""
+    try:
+        return models.build_model(config, num_classes=labelled and labelled[1])
+    except ImportError as error:
+        if not config.rl:
+            raise
+        fail(f"--dataset={config.dataset} needs Gymnasium and MuJoCo: {error}")
+
+
+def rl_test(config, model, out, payload):
+    """Tests a meta-RL model: the return after 0..eval_inner_steps
+    adaptation steps on `config.test_tasks` new tasks; writes TensorBoard's
+    test run and the figures into `payload`; returns the summary."""
+    returns = model.adaptation_returns(streams.rl_test_tasks(config, model.family),
+                                       steps=config.eval_inner_steps, seed=config.seed + 1)
+    summary = report.rl_test_summary(config, returns)
+    report.write_rl_test_summaries(os.path.join(out, "logs"), summary, returns,
+                                   config.iterations)
+    payload["figures"] = report.write_figures(out, config, os.path.join(out, "history.csv"),
+                                              returns)
+    return summary
 
 
 def main(argv):
@@ -192,18 +252,40 @@ def main(argv):
     labelled = streams.labelled(config)
     keras.mixed_precision.set_global_policy(config.dtype_policy)  # before any layer is made
     with strategy.scope():
-        model = models.build_model(config, num_classes=labelled and labelled[1])
+        model = build(config, labelled)
 
     start = time.perf_counter()
     train = labelled[0] if labelled else streams.training(config, model)
     history = model.fit(train, epochs=config.epochs,
                         steps_per_epoch=config.log_every, verbose=int(FLAGS.verbose),
-                        callbacks=training_callbacks(config, backup, resuming=done > 0))
+                        callbacks=training_callbacks(config, backup, resuming=done > 0),
+                        **rl_validation(config, model))
     seconds = time.perf_counter() - start
     model.save(os.path.join(out, "model.keras"))
     if config.export:
         model.export(os.path.join(out, "saved_model"), verbose=False,
                      preprocess=streams.raw_image_preprocess(config))
+
+    iterations = len(history.epoch) * config.log_every
+    train_figures = {"iterations": config.iterations, "iterations_this_process": iterations,
+                     "seconds": seconds, "seconds_per_iteration": seconds / iterations,
+                     "tasks_per_second": iterations * config.meta_batch_size / seconds}
+    if config.rl:
+        # Environment steps of meta-training: every task samples before and
+        # after each of its inner steps (validation's excluded).
+        steps = iterations * config.meta_batch_size * config.trajectories * config.horizon * (
+            config.inner_steps + 1)
+        train_figures.update(env_steps=steps, env_steps_per_second=steps / seconds)
+        payload = {"config": config.as_dict(), "train": train_figures,
+                   "history": history.history}
+        summary = payload["test"] = rl_test(config, model, out, payload)
+        report.write_json(os.path.join(out, "results.json"), payload)
+        print(f"\n{iterations} meta-iterations in {seconds:.0f} s ({seconds / iterations:.3f} s "
+              f"each, {steps / seconds:,.0f} environment steps/s)")
+        print(report.per_step_line(config, summary))
+        print(report.headline(config, summary))
+        print(f"Results, checkpoints and TensorBoard logs: {out}")
+        return
 
     with strategy.scope():
         tested = models.evaluation_model(config, model)
@@ -217,13 +299,10 @@ def main(argv):
         by_shots.append((shots_config, report.test_summary(shots_config, evaluation.evaluate_tasks(
             tested, streams.episodes(shots_config, "test"), config.test_tasks,
             on_divergence="record"))))
-    iterations = len(history.epoch) * config.log_every
     payload = {
         "config": config.as_dict(),
         "strategy": {"name": FLAGS.strategy, "replicas": replicas},
-        "train": {"iterations": config.iterations, "iterations_this_process": iterations,
-                  "seconds": seconds, "seconds_per_iteration": seconds / iterations,
-                  "tasks_per_second": iterations * config.meta_batch_size / seconds},
+        "train": train_figures,
         "test": summary,
         "test_by_shots": {str(c.shots): shots_summary for c, shots_summary in by_shots},
         "history": history.history,

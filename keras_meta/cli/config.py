@@ -14,7 +14,13 @@ from keras_meta.data import benchmarks as km_benchmarks
 
 # Settings that presets and dataset defaults provide.
 PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inner_lr",
-            "inner_steps", "eval_inner_steps", "first_order", "learning_rate", "iterations")
+            "inner_steps", "eval_inner_steps", "first_order", "learning_rate", "iterations",
+            "trajectories", "horizon", "max_kl")
+# The settings only meta-RL datasets read, and those they do not read.
+RL_ONLY = ("trajectories", "horizon", "max_kl")
+NOT_RL = ("ways", "shots", "query_shots", "learning_rate", "recompute_inner_steps", "data_dir",
+          "filters", "distance", "global_clipnorm", "test_shots", "export", "export_raw_images",
+          "dtype_policy", "strategy", "cpu_devices")
 INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
 # The other flags' defaults (None: derived, see `resolve`).
 RUN_DEFAULTS = dict(preset=None, dataset=None, log_every=None, seed=0, output_dir=None,
@@ -58,10 +64,20 @@ class Config:
     export_raw_images: bool
     distance: str | None = None  # ProtoNet's; None for the other algorithms
     dtype_policy: str = "float32"  # Keras's global dtype policy (runs recorded before it: float32)
+    # Meta-RL only (None otherwise): trajectories per task and adaptation step,
+    # steps per trajectory, TRPO's trust region.
+    trajectories: int | None = None
+    horizon: int | None = None
+    max_kl: float | None = None
+
+    @property
+    def rl(self):
+        """Whether the dataset is a meta-RL task family (`presets.RL_DATASETS`)."""
+        return self.dataset in presets.RL_DATASETS
 
     @property
     def classification(self):
-        return self.dataset != "sinusoid"
+        return self.dataset != "sinusoid" and not self.rl
 
     @property
     def benchmark(self):
@@ -120,7 +136,11 @@ def resolve(values, given):
         if name not in given:
             value = protocol.get(name, defaults.get(name))
         settings[name] = value
-    _check_applicable(settings, dataset, given)
+    rl = dataset in presets.RL_DATASETS
+    if rl:
+        _check_rl(settings, dataset, values, given)
+    else:
+        _check_applicable(settings, dataset, given)
     filters = values["filters"]
     if "filters" in protocol:
         if "filters" in given and filters != protocol["filters"]:
@@ -131,7 +151,7 @@ def resolve(values, given):
     if distance is not None and settings["algorithm"] != "protonet":
         raise UsageError(f"--distance={distance} does not apply to "
                          f"--algorithm={settings['algorithm']} (only protonet has a choice)")
-    if settings["algorithm"] == "protonet" and distance is None:
+    if settings["algorithm"] == "protonet" and distance is None and not rl:
         distance = models.PROTONET_DISTANCE
     if dataset == "sinusoid" and "export_raw_images" in given:
         raise UsageError(f"--export_raw_images={values['export_raw_images']} does not apply to "
@@ -143,15 +163,18 @@ def resolve(values, given):
         raise UsageError(f"--iterations={settings['iterations']} must be a multiple of "
                          f"--log_every={log_every}")
     name = preset or f"{settings['algorithm']}_{dataset}"
+    tasks = {key: values[key] for key in ("val_tasks", "test_tasks")}
+    if rl:  # the meta-RL datasets' own defaults
+        tasks.update({key: value for key, value in presets.RL_EVAL_TASKS[dataset].items()
+                      if key not in given})
     return Config(
         preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
-        test_tasks=values["test_tasks"], val_tasks=values["val_tasks"], filters=filters,
-        distance=distance, global_clipnorm=values["global_clipnorm"],
+        filters=filters, distance=distance, global_clipnorm=values["global_clipnorm"],
         test_shots=_test_shots(values["test_shots"]),
-        export=values["export"], export_raw_images=values["export_raw_images"],
+        export=values["export"] and not rl, export_raw_images=values["export_raw_images"],
         recompute_inner_steps=values["recompute_inner_steps"],
-        dtype_policy=values["dtype_policy"], **settings)
+        dtype_policy=values["dtype_policy"], **tasks, **settings)
 
 
 def from_settings(**given):
@@ -193,6 +216,11 @@ def _check_applicable(settings, dataset, given):
                              f"regression (use one of {', '.join(models.REGRESSION)})")
         if "ways" in given:
             raise UsageError("--ways does not apply to --dataset=sinusoid (regression)")
+    for name in RL_ONLY:
+        if name in given:
+            raise UsageError(f"--{name}={settings[name]} does not apply to --dataset={dataset} "
+                             f"(only to the meta-RL datasets: "
+                             f"{', '.join(presets.RL_DATASETS)})")
     if "recompute_inner_steps" in given and algorithm not in models.RECOMPUTABLE:
         raise UsageError(f"--recompute_inner_steps does not apply to --algorithm={algorithm} "
                          "(no meta-gradient flows through its inner loop)")
@@ -211,6 +239,24 @@ def _check_applicable(settings, dataset, given):
             raise UsageError(f"--first_order does not apply to --algorithm={algorithm}")
     if algorithm == "maml_plus_plus" and settings["inner_steps"] < 1:
         raise UsageError("--inner_steps must be >= 1 for --algorithm=maml_plus_plus")
+
+
+def _check_rl(settings, dataset, values, given):
+    """A meta-RL dataset takes MAML-RL (`maml`, or `fomaml`: its first-order
+    variant) and none of the flags of episodes of examples."""
+    algorithm = settings["algorithm"]
+    if algorithm not in models.RL_ALGORITHMS:
+        raise UsageError(f"--algorithm={algorithm} does not apply to --dataset={dataset} "
+                         f"(meta-RL: one of {', '.join(models.RL_ALGORITHMS)}, MAML-RL)")
+    for name in NOT_RL:
+        if name in given:
+            value = values.get(name, settings.get(name))
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            raise UsageError(f"--{name}={value} does not apply to --dataset={dataset} "
+                             "(meta-RL: MAML-RL's policy, TRPO outer step)")
+    if "first_order" in given and algorithm == "fomaml" and not settings["first_order"]:
+        raise UsageError("--first_order=false contradicts --algorithm=fomaml")
 
 
 def _default_log_every(iterations):

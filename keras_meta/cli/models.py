@@ -29,6 +29,10 @@ GRADIENT_BASED = {
 CLASSIFIERS_ONLY = ("protonet", "matching", "relation", "snail", "leo", "meta_lstm", "multitask")
 ALGORITHMS = (*GRADIENT_BASED, *CLASSIFIERS_ONLY, "finetune")
 REGRESSION = (*GRADIENT_BASED, "finetune")
+# What a meta-RL dataset takes: MAML-RL (`km.rl.MAMLRL`), second- or first-order.
+RL_ALGORITHMS = ("maml", "fomaml")
+# MAML-RL's policy (MAML paper, section 5.3): two hidden layers of 100 ReLU units.
+RL_POLICY_HIDDEN = (100, 100)
 # Adam's ε in the MAML authors' TensorFlow code (TF 1's `AdamOptimizer`) and
 # in PyTorch; Keras's default is 1e-7. Measured on the README's main job
 # (benchmarks/accuracy_parity.py, seeds 0-2): 75.90% with 1e-7, 76.49% with 1e-8.
@@ -50,6 +54,8 @@ LEO_LATENT_SIZE = 16
 def build_model(config, num_classes=None):
     """The compiled model of `config` (a `keras_meta.cli.config.Config`);
     `num_classes`: the pre-training classes of `finetune` on Omniglot."""
+    if config.rl:
+        return _maml_rl(config)
     if config.algorithm in GRADIENT_BASED:
         model = _gradient_based(config)
     elif config.algorithm == "finetune":
@@ -57,6 +63,31 @@ def build_model(config, num_classes=None):
     else:
         model = _classifier(config)
     _compile(model, config)
+    return model
+
+
+def rl_family(config):
+    """The `keras_meta.rl.TaskFamily` of a meta-RL `config` (the cheetahs
+    need Gymnasium and MuJoCo: an `ImportError` says how to install them)."""
+    if config.dataset == "navigation_2d":
+        return km.rl.Navigation2D(horizon=config.horizon)
+    if config.dataset == "half_cheetah_vel":
+        return km.rl.HalfCheetahVelocity(horizon=config.horizon)
+    return km.rl.HalfCheetahDirection(horizon=config.horizon)
+
+
+def _maml_rl(config):
+    """MAML-RL with the paper's policy and TRPO outer step; compiled with
+    Keras's default optimizer, which TRPO does not step (it counts the
+    meta-iterations that a resumed run starts from)."""
+    family = rl_family(config)
+    policy = km.rl.mlp_policy(family.observation_dim, family.action_dim,
+                              hidden=RL_POLICY_HIDDEN, seed=config.seed)
+    model = km.rl.MAMLRL(policy, family, inner_lr=config.inner_lr,
+                         inner_steps=config.inner_steps, eval_inner_steps=config.eval_inner_steps,
+                         num_trajectories=config.trajectories, first_order=config.first_order,
+                         max_kl=config.max_kl, seed=config.seed)
+    model.compile()
     return model
 
 

@@ -9,12 +9,18 @@ iterations; 15 query examples per class. Sinusoid: K = 10, inner lr 0.01,
 one step, meta-batch 25, 70,000 iterations. mini-ImageNet (MAML paper):
 conv4 with 32 filters, 84×84, inner lr 0.01, 5 inner steps (10 at test),
 meta-batch 4 for 1-shot and 2 for 5-shot, 15 query examples per class, Adam
-1e-3, 60,000 iterations.
+1e-3, 60,000 iterations. Meta-RL (MAML paper, section 5.3 and appendix A.2):
+policy 2×100 ReLU, inner lr 0.1, one inner step, 20 trajectories per task and
+step, TRPO outer step with max KL 0.01; 2-D navigation: meta-batch 20,
+horizon 100, 100 meta-iterations; half-cheetah velocity and direction:
+meta-batch 40, horizon 200, 500 meta-iterations (the paper's "up to 500").
 """
 
 # The few-shot image benchmarks (`km.data.benchmark_episodes`).
 BENCHMARKS = ("mini_imagenet", "tiered_imagenet", "cifar_fs", "fc100", "cub")
-DATASETS = ("omniglot_minimal", "omniglot", "sinusoid", *BENCHMARKS)
+# The meta-reinforcement-learning task families (`keras_meta.rl`).
+RL_DATASETS = ("navigation_2d", "half_cheetah_vel", "half_cheetah_dir")
+DATASETS = ("omniglot_minimal", "omniglot", "sinusoid", *BENCHMARKS, *RL_DATASETS)
 
 # Without a preset: a short run that finishes in minutes on a laptop CPU.
 _OMNIGLOT_DEFAULTS = dict(
@@ -26,8 +32,19 @@ _BENCHMARK_DEFAULTS = dict(
     algorithm="maml", ways=5, shots=1, query_shots=5, meta_batch_size=4, inner_lr=0.01,
     inner_steps=5, eval_inner_steps=10, first_order=False, learning_rate=1e-3, iterations=600,
 )
+# Meta-RL without a preset: the paper's inner loop on a short run (the
+# cheetahs, which simulate in Python, with a smaller meta-batch and fewer
+# trajectories). Tested after 0..3 steps.
+_RL_DEFAULTS = dict(algorithm="maml", inner_lr=0.1, inner_steps=1, eval_inner_steps=3,
+                    first_order=False, max_kl=0.01)
+_CHEETAH_DEFAULTS = dict(**_RL_DEFAULTS, meta_batch_size=10, trajectories=10, horizon=200,
+                         iterations=10)
 DATASET_DEFAULTS = {
     **{name: _BENCHMARK_DEFAULTS for name in BENCHMARKS},
+    "navigation_2d": dict(**_RL_DEFAULTS, meta_batch_size=20, trajectories=20, horizon=100,
+                          iterations=20),
+    "half_cheetah_vel": _CHEETAH_DEFAULTS,
+    "half_cheetah_dir": _CHEETAH_DEFAULTS,
     "omniglot_minimal": _OMNIGLOT_DEFAULTS,
     "omniglot": _OMNIGLOT_DEFAULTS,
     "sinusoid": dict(
@@ -54,6 +71,12 @@ def _maml_mini_imagenet(shots):
                 filters=32)
 
 
+def _maml_rl(dataset, meta_batch_size, horizon, iterations):
+    return dict(algorithm="maml", dataset=dataset, meta_batch_size=meta_batch_size,
+                trajectories=20, horizon=horizon, inner_lr=0.1, inner_steps=1,
+                eval_inner_steps=3, first_order=False, max_kl=0.01, iterations=iterations)
+
+
 PRESETS = {
     **{f"{algorithm}_omniglot_{ways}w{shots}s": _omniglot(ways, shots, algorithm)
        for algorithm in ("maml", "fomaml") for ways in (5, 20) for shots in (1, 5)},
@@ -63,6 +86,9 @@ PRESETS = {
         inner_lr=0.01, inner_steps=1, eval_inner_steps=10, first_order=False,
         learning_rate=1e-3, iterations=70000,
     ),
+    "maml_navigation_2d": _maml_rl("navigation_2d", 20, 100, 100),
+    "maml_half_cheetah_vel": _maml_rl("half_cheetah_vel", 40, 200, 500),
+    "maml_half_cheetah_dir": _maml_rl("half_cheetah_dir", 40, 200, 500),
 }
 
 # Per algorithm and dataset kind, what replaces the dataset's defaults: the
@@ -77,9 +103,17 @@ ALGORITHM_DEFAULTS = {
 
 def defaults(dataset, algorithm):
     """The defaults of `algorithm` on `dataset` (one of `DATASETS`)."""
-    kind = "sinusoid" if dataset == "sinusoid" else "omniglot"
+    kind = ("rl" if dataset in RL_DATASETS else "sinusoid" if dataset == "sinusoid"
+            else "omniglot")
     return {**DATASET_DEFAULTS[dataset], **ALGORITHM_DEFAULTS.get((algorithm, kind), {})}
 
+
+# Per meta-RL dataset: validation and test tasks when --val_tasks and
+# --test_tasks are not given (the cheetahs simulate in Python: each task is
+# 4 × trajectories × horizon environment steps).
+RL_EVAL_TASKS = {"navigation_2d": dict(val_tasks=20, test_tasks=40),
+                 "half_cheetah_vel": dict(val_tasks=0, test_tasks=40),
+                 "half_cheetah_dir": dict(val_tasks=0, test_tasks=40)}
 
 # Preset values a command line may change without conflicting with the preset.
 OVERRIDABLE = ("iterations",)

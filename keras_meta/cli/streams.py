@@ -4,11 +4,16 @@ Seeds: training `seed`, test `seed + 1`, validation `seed + 2`. Omniglot's
 splits hold disjoint characters (see `keras_meta.data.omniglot`), the
 benchmarks' disjoint classes (`keras_meta.data.benchmarks`); sinusoid
 tasks are fresh draws. Evaluation streams batch `EVAL_TASKS_PER_BATCH` tasks.
-`finetune` pre-trains on Omniglot on labelled batches of as many images as a
+Meta-RL streams carry task parameters only (`rl_tasks`; batch `i` of a
+split is the family's `sample_tasks` at the stateless seed `[seed, i]`, as
+`TaskFamily.task_stream`). `finetune` pre-trains on Omniglot on labelled batches of as many images as a
 meta-batch of episodes holds.
 """
 
+import tensorflow as tf
+
 import keras_meta as km
+from keras_meta.data import stream as stream_lib
 
 EVAL_TASKS_PER_BATCH = 20
 SEED_OFFSETS = {"train": 0, "test": 1, "validation": 2}
@@ -36,7 +41,27 @@ def training(config, model):
     """The meta-training stream, starting at `model`'s meta-iteration (read
     when `fit` begins iterating, after a backup was restored), so that a
     resumed run sees the batches an uninterrupted one would."""
+    if config.rl:
+        return rl_tasks(config, model.family, "train", config.meta_batch_size,
+                        start=model.optimizer.iterations)
     return episodes(config, "train", config.meta_batch_size, start=model.optimizer.iterations)
+
+
+def rl_tasks(config, family, split, meta_batch_size, start=0):
+    """Batches `[meta_batch_size, task_dim]` of task parameters of `split`
+    from `family` (a `km.rl.TaskFamily`), from batch `start` on (an int or
+    a scalar integer variable read when iteration begins)."""
+    seed = config.seed + SEED_OFFSETS[split]
+    return stream_lib.counter_stream(
+        lambda i: family.sample_tasks(meta_batch_size, tf.stack([tf.constant(seed, tf.int64), i])),
+        start=start)
+
+
+def rl_test_tasks(config, family):
+    """The `config.test_tasks` test tasks `[T, task_dim]`: the first batch of
+    `rl_tasks(config, family, "test", config.test_tasks)`."""
+    return family.sample_tasks(config.test_tasks,
+                               tf.constant([config.seed + SEED_OFFSETS["test"], 0], tf.int64))
 
 
 def labelled(config):

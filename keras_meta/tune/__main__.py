@@ -39,7 +39,8 @@ TUNERS = ("random", "bayesian", "hyperband")
 LOG_SCALE = ("learning_rate", "inner_lr")
 
 flags.DEFINE_enum("algorithm", "maml", list(models.ALGORITHMS), "What to tune.")
-flags.DEFINE_enum("dataset", presets.DATASETS[0], list(presets.DATASETS),
+flags.DEFINE_enum("dataset", presets.DATASETS[0],
+                  [name for name in presets.DATASETS if name not in presets.RL_DATASETS],
                   "Episodes, as for python -m keras_meta.train.")
 flags.DEFINE_enum("tuner", "random", list(TUNERS), "KerasTuner's RandomSearch, "
                   "BayesianOptimization or Hyperband.")
