@@ -50,6 +50,12 @@ flags.DEFINE_bool("train_within_alphabet", False, "Train on within-alphabet epis
                   "task's characters from one alphabet, support and queries by other drawers).")
 flags.DEFINE_integer("within_alphabet_trials", 0, "Also run this many 20-way within-alphabet "
                      "one-shot trials on the test alphabets (0: none).", lower_bound=0)
+flags.DEFINE_integer("image_size", 28, "Side of the images (the PNGs are 105).", lower_bound=1)
+flags.DEFINE_bool("learn_scale", False, "ProtoNet: learn the logits' scale.")
+flags.DEFINE_integer("refinement_steps", 0, "ProtoNet: transductive refinement steps of the "
+                     "prototypes, in training and test.", lower_bound=0)
+flags.DEFINE_list("test_refinement_steps", [], "ProtoNet: also run the within-alphabet trials "
+                  "with these refinement steps at test only, e.g. 1,3.")
 
 TRIAL_WAYS = 20
 
@@ -57,10 +63,12 @@ TRIAL_WAYS = 20
 def build_model(num_classes):
     """The model named by --model and the loss to compile it with."""
     crossentropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    embedding = km.learners.conv4_embedding(filters=FLAGS.filters)
+    shape = (FLAGS.image_size, FLAGS.image_size, 1)
+    embedding = km.learners.conv4_embedding(filters=FLAGS.filters, input_shape=shape)
     head = dict(steps=FLAGS.head_steps, learning_rate=FLAGS.head_lr)
     if FLAGS.model == "protonet":
-        return km.ProtoNet(embedding), crossentropy
+        return km.ProtoNet(embedding, learn_scale=FLAGS.learn_scale,
+                           refinement_steps=FLAGS.refinement_steps), crossentropy
     if FLAGS.model.startswith("matching"):
         return km.MatchingNet(
             embedding, full_context_embeddings=FLAGS.model == "matching_fce"), crossentropy
@@ -82,7 +90,7 @@ def training_data():
     episodes = km.data.omniglot_episodes(
         "train", ways=FLAGS.ways, shots=FLAGS.shots, query_shots=FLAGS.train_query_shots,
         meta_batch_size=FLAGS.meta_batch_size, seed=FLAGS.seed,
-        within_alphabet=FLAGS.train_within_alphabet)
+        within_alphabet=FLAGS.train_within_alphabet, image_size=FLAGS.image_size)
     return episodes, None
 
 
@@ -91,7 +99,7 @@ def test_accuracies(model):
     tasks_per_batch = 50
     test = km.data.omniglot_episodes(
         "test", ways=FLAGS.ways, shots=FLAGS.shots, query_shots=FLAGS.query_shots,
-        meta_batch_size=tasks_per_batch, seed=FLAGS.seed + 1)
+        meta_batch_size=tasks_per_batch, seed=FLAGS.seed + 1, image_size=FLAGS.image_size)
     accuracies = []
     for inputs, query_y in test.take(-(-FLAGS.test_tasks // tasks_per_batch)):
         predictions = model.predict_on_batch(inputs)
@@ -103,7 +111,7 @@ def within_alphabet_accuracies(model):
     """Accuracy of each of --within_alphabet_trials trials, `[trials]`."""
     trials = km.data.omniglot_episodes(
         "test", ways=TRIAL_WAYS, shots=1, query_shots=1, meta_batch_size=20,
-        seed=FLAGS.seed + 1, within_alphabet=True)
+        seed=FLAGS.seed + 1, within_alphabet=True, image_size=FLAGS.image_size)
     return km.evaluation.evaluate_tasks(model, trials, FLAGS.within_alphabet_trials).accuracy
 
 
@@ -126,6 +134,15 @@ def main(argv):
         print(f"{FLAGS.model} Omniglot-minimal test {TRIAL_WAYS}-way within-alphabet one-shot "
               f"error: {100 * (1 - mean):.2f} ± {100 * half_width:.2f}% over "
               f"{FLAGS.within_alphabet_trials} trials")
+        for steps in map(int, FLAGS.test_refinement_steps):
+            refined = km.ProtoNet(model.embedding, scale=float(model.logit_scale()),
+                                  refinement_steps=steps)
+            refined.compile(loss=loss)
+            mean, half_width = km.stats.mean_confidence_interval(
+                within_alphabet_accuracies(refined))
+            print(f"{FLAGS.model} with {steps} refinement steps at test: {TRIAL_WAYS}-way "
+                  f"within-alphabet one-shot error: {100 * (1 - mean):.2f} ± "
+                  f"{100 * half_width:.2f}% over {FLAGS.within_alphabet_trials} trials")
 
 
 if __name__ == "__main__":
