@@ -286,9 +286,9 @@ def assertions_as_python_errors():
                 # Compiled assertions continue "] [Condition ..." or "] [<value>]", eager
                 # ones "\nCondition ..." or "'\n<value>" (an eager `Assert` quotes its data).
                 message, *rest = re.split(r"'?\] \[|'?\n", text, maxsplit=1)
-                value = re.match(r"-?\d+", rest[0] if rest else "")
+                value = re.match(r"\s*(-?\d+)", rest[0] if rest else "")
                 if "{}" in message and value:
-                    message = message.replace("{}", value.group(), 1)
+                    message = message.replace("{}", value.group(1), 1)
                 raise error_type(message.strip()) from error
         raise
 
