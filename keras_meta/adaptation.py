@@ -89,9 +89,12 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, rule,
     tensor, so the traced graph does not grow with `steps`, and the
     meta-gradient (second order, through each step's inner tape) is the one
     of the steps written out. Where every step's weights are needed
-    (`trajectory=True`), or the rule asks for a Python int step
-    (`rule.unrolled`), the same steps are unrolled in Python instead, `k` a
-    Python int, and the graph holds `steps` copies of a step.
+    (`trajectory=True`), the rule asks for a Python int step
+    (`rule.unrolled`), or the steps are recomputed (`recompute=True`:
+    TensorFlow's while-loop gradient cannot capture, in a recomputed step,
+    the variables and eager tensors the step reads), the same steps are
+    unrolled in Python instead, `k` a Python int, and the graph holds
+    `steps` copies of a step.
 
     Args:
       forward: `forward(weights, x)` → predictions `[S, *outputs]`.
@@ -160,7 +163,7 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, rule,
         return _checked_step(loss, current, indices, step, steps), state
 
     current, state = list(weights), rule.init(list(weights))
-    if trajectory or rule.unrolled:
+    if trajectory or rule.unrolled or recompute:
         path = [current]
         for step in range(steps):
             current, state = checked_step(current, state, step)

@@ -53,7 +53,8 @@ class MAML(MetaModel):
         meta-gradient and run each step again in the backward pass (gradient
         checkpointing): memory nearly flat in `inner_steps`, for one more
         forward and backward pass of the support set per step. Same
-        meta-gradient.
+        meta-gradient; the steps are unrolled in the traced graph rather
+        than run in a `tf.while_loop` (see `adaptation.adapt`).
       inner_rule: the inner update rule (default `update_rules.SGD(inner_lr)`).
 
     XLA: with `first_order=False`, `compile(jit_compile="auto")` (Keras's
