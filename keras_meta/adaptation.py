@@ -169,10 +169,12 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, rule,
             current, state = checked_step(current, state, step)
             path.append(current)
         return path if trajectory else current
+    # One iteration at a time: running ahead lets the step-independent work of
+    # later steps hold memory early (20-way conv4, 10 steps: 1250 MiB of tensors, not 560).
     _, current, _ = tf.while_loop(
         lambda step, *_: step < steps,
         lambda step, current, state: (step + 1, *checked_step(current, state, step)),
-        (tf.constant(0), current, state), maximum_iterations=steps)
+        (tf.constant(0), current, state), maximum_iterations=steps, parallel_iterations=1)
     return current
 
 
