@@ -88,7 +88,8 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, rule,
     The steps run in a `tf.while_loop` whose step `k` is an int32 scalar
     tensor, so the traced graph does not grow with `steps`, and the
     meta-gradient (second order, through each step's inner tape) is the one
-    of the steps written out. Where every step's weights are needed
+    of the steps written out. A single step runs as it is (a loop of one
+    iteration would only add the loop's own work). Where every step's weights are needed
     (`trajectory=True`), the rule asks for a Python int step
     (`rule.unrolled`), or the steps are recomputed (`recompute=True`:
     TensorFlow's while-loop gradient cannot capture, in a recomputed step,
@@ -163,7 +164,7 @@ def adapt(forward, loss_fn, weights, support_x, support_y, *, steps, rule,
         return _checked_step(loss, current, indices, step, steps), state
 
     current, state = list(weights), rule.init(list(weights))
-    if trajectory or rule.unrolled or recompute:
+    if trajectory or rule.unrolled or recompute or steps <= 1:
         path = [current]
         for step in range(steps):
             current, state = checked_step(current, state, step)
