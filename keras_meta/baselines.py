@@ -178,7 +178,7 @@ class HeadFitting(MetaModel):
             labels,
             steps=self.steps,
             rule=update_rules.SGD(self.learning_rate),
-        )[-1]
+        )
 
     def features(self, x, training=False):
         """Body features of a batch of tasks: `[T, N, *features]` → `[T, N, D]`
@@ -291,7 +291,7 @@ class FineTune(HeadFitting):
         def task(task_support_x, task_support_y, task_query_x):
             tuned = adaptation.adapt(
                 forward, self.head_loss, weights, task_support_x, task_support_y,
-                steps=self.steps, rule=update_rules.SGD(self.learning_rate))[-1]
+                steps=self.steps, rule=update_rules.SGD(self.learning_rate))
             return forward(tuned, task_query_x)
 
         return self.map_tasks(task, (support_x, support_y, query_x))

@@ -219,16 +219,18 @@ def checked_labels(labels, num_classes, name):
         return tf.identity(labels)
 
 
-def checked_finite(tensors, message, skippable=0, skip=False):
+def checked_finite(tensors, message, skippable=0, skip=False, value=None):
     """`tensors` (a list; None entries pass through) made to depend on a
     run-time check that all their values are finite; a failure raises
     `FloatingPointError(message)` through `assertions_as_python_errors`.
     The last `skippable` tensors (gradients) may hold non-finite values
-    where the boolean tensor `skip` is True (the optimizer skips the step)."""
+    where the boolean tensor `skip` is True (the optimizer skips the step).
+    Given an integer `value` (a scalar tensor: an inner step in a loop), the
+    `{}` in `message` is replaced by its value when the check fails."""
     split = len(tensors) - skippable
     finite = tf.logical_and(_all_finite(tensors[:split]),
                             tf.logical_or(skip, _all_finite(tensors[split:])))
-    return _after_check(tensors, finite, DIVERGENCE_MARKER + message)
+    return _after_check(tensors, finite, DIVERGENCE_MARKER + message, value)
 
 
 def checked_finite_values(values, name):
@@ -249,10 +251,14 @@ def _with_finite_check(tensors, message):
     return _after_check(tensors, _all_finite(tensors), message)
 
 
-def _after_check(tensors, condition, message):
+def _after_check(tensors, condition, message, value=None):
     """`tensors` (None entries pass through) made to depend on a check that
-    the boolean tensor `condition` is True, failing with `message`."""
-    check = tf.debugging.assert_equal(condition, True, message=message)
+    the boolean tensor `condition` is True, failing with `message` (and
+    `value`, which fills its `{}`, see `assertions_as_python_errors`)."""
+    if value is None:
+        check = tf.debugging.assert_equal(condition, True, message=message)
+    else:  # The value travels as the assertion's data: XLA compiles no string formatting.
+        check = tf.debugging.Assert(condition, [message, value])
     with tf.control_dependencies([check]):
         return [None if t is None else tf.identity(t) for t in tensors]
 
@@ -277,8 +283,13 @@ def assertions_as_python_errors():
                                    (DIVERGENCE_MARKER, FloatingPointError)):
             if marker in error.message:
                 text = error.message[error.message.find(marker) + len(marker):]
-                # Compiled assertions continue "] [Condition ...", eager ones "\nCondition ...".
-                raise error_type(re.split(r"\] \[|\n", text, maxsplit=1)[0].strip()) from error
+                # Compiled assertions continue "] [Condition ..." or "] [<value>]", eager
+                # ones "\nCondition ..." or "'\n<value>" (an eager `Assert` quotes its data).
+                message, *rest = re.split(r"'?\] \[|'?\n", text, maxsplit=1)
+                value = re.match(r"\s*(-?\d+)", rest[0] if rest else "")
+                if "{}" in message and value:
+                    message = message.replace("{}", value.group(1), 1)
+                raise error_type(message.strip()) from error
         raise
 
 

@@ -12,8 +12,14 @@ An update rule is a small object with the shape of an Optax transformation:
 - `update(grads, state, params, *, step, loss)` → `(updates, state)`: one
   step. `params` are the current weights (tensors), `grads` their inner
   gradients (None for a weight that does not adapt), `step` the 0-based step
-  (a Python int), `loss` the step's inner loss (a scalar at `params`). The
-  inner loop then sets `params[i] + updates[i]` (None keeps `params[i]`).
+  (an int32 scalar tensor inside the inner loop's `tf.while_loop`, a Python
+  int where the steps are unrolled: index with `tf.gather`, branch with
+  `tf.where`), `loss` the step's inner loss (a scalar at `params`). The inner
+  loop then sets `params[i] + updates[i]` (None keeps `params[i]`); the
+  state keeps its structure, dtypes and shapes from step to step.
+- `unrolled`: False by default; a rule whose `update` needs `step` as a
+  Python int sets it to True, and the inner loop then unrolls its steps in
+  Python (a traced graph that grows with the number of steps).
 
 Rules chain: `chain(ClipByNorm(1.0), LearnedRates(0.01))` clips, then scales
 by learned rates; each rule reads the previous one's `updates` as its
@@ -59,7 +65,9 @@ class UpdateRule(abc.ABC):
     """Base class of inner-loop update rules (see the module docstring).
 
     Subclasses override `update`, and `build`, `init` and `get_config` when
-    they have meta-parameters, per-task state or arguments.
+    they have meta-parameters, per-task state or arguments. `update` receives
+    `step` as an int32 scalar tensor; a rule that needs a Python int sets the
+    class attribute `unrolled = True`.
 
     Example:
 
@@ -87,6 +95,8 @@ class UpdateRule(abc.ABC):
     model = km.MAML(km.learners.mlp(), inner_rule=Momentum(0.1))
     ```
     """
+
+    unrolled = False  # True: `update` needs a Python int `step` (the steps are unrolled)
 
     def build(self, model, weights):
         """Creates the rule's meta-parameters on `model`; `weights` are the
@@ -233,8 +243,7 @@ class PerStepRates(UpdateRule):
                 np.asarray(self.initial_rate, model.variable_dtype)))
 
     def update(self, grads, state, params, *, step, loss):
-        column = tf.unstack(self.rates.value, axis=1)[min(step, self.steps - 1)]
-        rates = tf.unstack(column)
+        rates = tf.unstack(tf.gather(self.rates.value, tf.minimum(step, self.steps - 1), axis=1))
         return [None if g is None else -tf.cast(r, g.dtype) * g
                 for r, g in zip(rates, grads)], state
 
@@ -263,6 +272,10 @@ class Chain(UpdateRule):
         if not rules or bad:
             raise TypeError(f"`rules` must be one or more UpdateRule objects; received {bad or rules!r}.")
         self.rules = rules
+
+    @property
+    def unrolled(self):
+        return any(rule.unrolled for rule in self.rules)
 
     def build(self, model, weights):
         for rule in self.rules:

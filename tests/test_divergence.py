@@ -131,7 +131,7 @@ def one_linear_step(clipnorm):
                                lambda labels, predictions: tf.reduce_mean((predictions - labels) ** 2),
                                weights, x, y, steps=1,
                                rule=update_rules.chain(update_rules.ClipByNorm(clipnorm),
-                                                       update_rules.SGD(1.0)))[-1]
+                                                       update_rules.SGD(1.0)))
     return weights, grads, adapted
 
 

@@ -1,7 +1,7 @@
 """Every execution path of the gradient-based engine gives the same meta-loss
 and meta-gradients (per-task or whole-batch gradients, stored or recomputed
 inner steps, any number of tasks in flight), the train step traces once, and
-its graph does not grow with the meta-batch size."""
+its graph grows neither with the meta-batch size nor with the inner steps."""
 
 import keras
 import numpy as np
@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_meta as km
+from keras_meta import adaptation, update_rules
 from tests.test_maml import image_episode
 
 CONFIGURATIONS = {
@@ -135,14 +136,76 @@ def test_no_retracing_after_the_first_step():
     assert CountingMAML.traces == first_step
 
 
-def test_graph_does_not_grow_with_the_meta_batch_size():
-    def graph_size(tasks):
-        model = km.MAML(km.learners.conv4(ways=3, filters=4), inner_lr=0.4, inner_steps=1)
-        model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        inputs, query_y = image_episode(0, tasks=tasks)
-        model(inputs)
-        step = tf.function(lambda x, y: model.meta_gradients(x, y)[0])
-        graph = step.get_concrete_function(inputs, tf.constant(query_y)).graph.as_graph_def()
-        return len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
+def meta_gradient_graph_size(tasks=2, inner_steps=1, **options):
+    """Ops (functions' included) in the traced meta-gradient of a small conv4 MAML."""
+    model = km.MAML(km.learners.conv4(ways=3, filters=4), inner_steps=inner_steps, **options)
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    inputs, query_y = image_episode(0, tasks=tasks)
+    model(inputs)
+    step = tf.function(lambda x, y: model.meta_gradients(x, y)[0])
+    graph = step.get_concrete_function(inputs, tf.constant(query_y)).graph.as_graph_def()
+    return len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
 
-    assert graph_size(2) == graph_size(16)
+
+def test_graph_does_not_grow_with_the_meta_batch_size():
+    assert meta_gradient_graph_size(tasks=2) == meta_gradient_graph_size(tasks=16)
+
+
+@pytest.mark.parametrize("options", [{}, {"inner_rule": update_rules.PerStepRates(steps=5)}])
+def test_graph_does_not_grow_with_the_inner_steps(options):
+    sizes = [meta_gradient_graph_size(inner_steps=steps, **options) for steps in (1, 2, 5, 10)]
+    assert sizes[1] == sizes[2] == sizes[3]
+    assert sizes[0] < sizes[1]  # one step runs without the loop
+
+
+def test_a_rule_that_asks_for_python_steps_gets_them_unrolled():
+    class SizeOfTheFirstStep(update_rules.SGD):
+        unrolled = True
+
+        def update(self, grads, state, params, *, step, loss):
+            assert isinstance(step, int)
+            return update_rules.SGD(self.learning_rate / (step + 1)).update(
+                grads, state, params, step=step, loss=loss)
+
+    inputs, _ = image_episode(0, tasks=2)
+    learner = km.learners.conv4(ways=3, filters=4)
+    unrolled = km.MAML(learner, inner_rule=SizeOfTheFirstStep(0.3), inner_steps=3)
+    sizes = update_rules.PerStepRates(steps=3, initial_rate=0.3)
+    looped = km.MAML(learner, inner_rule=sizes, inner_steps=3)
+    for model in (unrolled, looped):
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    looped(inputs)
+    sizes.rates.assign([[0.3, 0.15, 0.1]] * len(learner.trainable_variables))
+    np.testing.assert_allclose(unrolled(inputs), looped(inputs), rtol=1e-5, atol=1e-6)
+    assert (meta_gradient_graph_size(inner_steps=3, inner_rule=SizeOfTheFirstStep(0.3))
+            > meta_gradient_graph_size(inner_steps=1, inner_rule=SizeOfTheFirstStep(0.3)))
+
+
+@pytest.mark.parametrize("first_order, batch_size, adapted", [
+    (False, None, None), (False, 3, [False, True]), (True, 3, None)])
+def test_the_loop_and_the_unrolled_steps_give_the_same_meta_gradient(
+        first_order, batch_size, adapted):
+    rng = np.random.default_rng(0)
+    x, y, query_x, query_y = (tf.constant(rng.normal(size=shape))
+                              for shape in [(8, 3), (8, 1), (5, 3), (5, 1)])
+    theta = [tf.Variable(rng.normal(size=(3, 4))), tf.Variable(rng.normal(size=(4, 1)))]
+    rate = tf.Variable(0.2, dtype=tf.float64)
+
+    def forward(weights, inputs):
+        return tf.tanh(inputs @ weights[0]) @ weights[1]
+
+    def mse(labels, predictions):
+        return tf.reduce_mean((predictions - labels) ** 2)
+
+    @tf.function
+    def meta_gradient(trajectory):
+        with tf.GradientTape() as tape:
+            result = adaptation.adapt(
+                forward, mse, [tf.convert_to_tensor(w) for w in theta], x, y, steps=4,
+                rule=update_rules.SGD(rate), first_order=first_order, adapted=adapted,
+                batch_size=batch_size, trajectory=trajectory)
+            loss = mse(query_y, forward(result[-1] if trajectory else result, query_x))
+        return tape.gradient(loss, [*theta, rate])
+
+    for looped, unrolled in zip(meta_gradient(False), meta_gradient(True)):
+        np.testing.assert_allclose(looped, unrolled, rtol=1e-12, atol=1e-14)

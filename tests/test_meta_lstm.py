@@ -32,7 +32,7 @@ def test_gates_forget_one_input_lr_are_sgd_steps(float64):
     weights, frozen = model.initial_weights()
     for t in range(2):
         sx, sy = inputs["support_x"][t], inputs["support_y"][t]
-        trajectory = model.adapt(weights, frozen, sx, sy, 3)
+        trajectory = model.adapt(weights, frozen, sx, sy, 3, trajectory=True)
         for steps, adapted in enumerate(trajectory):
             expected = numpy_mlp.adapt(theta, sx, sy, 0.3, steps)
             for a, e in zip(adapted, expected):
@@ -51,7 +51,7 @@ def test_forget_gate_below_one_shrinks_the_weights(float64):
     fix_gates(model, forget_bias=math.log(forget / (1 - forget)), learning_rate=0.2)
     theta = model.learner.get_weights()
     sx, sy = inputs["support_x"][0], inputs["support_y"][0]
-    adapted = model.adapt(*model.initial_weights(), sx, sy, 1)[-1]
+    adapted = model.adapt(*model.initial_weights(), sx, sy, 1)
     grads = numpy_mlp.mse_grad(theta, sx, sy)
     for a, w, g in zip(adapted, theta, grads):
         np.testing.assert_allclose(a.numpy(), forget * w - 0.2 * g, rtol=1e-12, atol=1e-14)
@@ -64,7 +64,7 @@ def test_inner_clipnorm_clips_the_gradients_the_lstm_reads(float64):
     fix_gates(model, forget_bias=40.0, learning_rate=0.2)
     theta = model.learner.get_weights()
     sx, sy = inputs["support_x"][0], inputs["support_y"][0]
-    adapted = model.adapt(*model.initial_weights(), sx, sy, 1)[-1]
+    adapted = model.adapt(*model.initial_weights(), sx, sy, 1)
     for a, w, g in zip(adapted, theta, numpy_mlp.mse_grad(theta, sx, sy)):
         clipped = g * min(1.0, 0.05 / np.linalg.norm(g))
         np.testing.assert_allclose(a.numpy(), w - 0.2 * clipped, rtol=1e-12, atol=1e-14)

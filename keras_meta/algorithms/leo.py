@@ -210,14 +210,15 @@ class LEO(embedding_model.EmbeddingModel):
         codes `[T, W, L]`."""
         trajectory = adaptation.adapt(
             lambda w, x: classify(x, self.decode(w[0], weight_noise)), support_loss, [latents],
-            support, support_y, steps=self.inner_steps, rule=update_rules.SGD(self.inner_rates.value))
+            support, support_y, steps=self.inner_steps, rule=update_rules.SGD(self.inner_rates.value),
+            trajectory=True)
         return [weights[0] for weights in trajectory]
 
     def finetune(self, weights, support, support_y):
         """Fine-tunes generated weights `[T, W, D]` on the support set."""
         return adaptation.adapt(
             lambda w, x: classify(x, w[0]), support_loss, [weights], support, support_y,
-            steps=self.finetune_steps, rule=update_rules.SGD(self.finetune_rates.value))[-1][0]
+            steps=self.finetune_steps, rule=update_rules.SGD(self.finetune_rates.value))[0]
 
     def forward(self, support_x, support_y, query_x, training=False):
         """Query logits `[T, Q, W]`, the KL term and the encoder penalty."""

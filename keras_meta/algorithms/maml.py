@@ -53,7 +53,8 @@ class MAML(MetaModel):
         meta-gradient and run each step again in the backward pass (gradient
         checkpointing): memory nearly flat in `inner_steps`, for one more
         forward and backward pass of the support set per step. Same
-        meta-gradient.
+        meta-gradient; the steps are unrolled in the traced graph rather
+        than run in a `tf.while_loop` (see `adaptation.adapt`).
       inner_rule: the inner update rule (default `update_rules.SGD(inner_lr)`).
 
     XLA: with `first_order=False`, `compile(jit_compile="auto")` (Keras's
@@ -190,16 +191,19 @@ class MAML(MetaModel):
 
     # The inner loop ------------------------------------------------------
 
-    def adapt(self, weights, non_trainable, support_x, support_y, steps, batch_size=None):
+    def adapt(self, weights, non_trainable, support_x, support_y, steps, batch_size=None,
+              trajectory=False):
         """Adapts `weights` on one task's support set with `inner_rule`;
-        returns the trajectory of `steps + 1` weight lists (see
-        `adaptation.adapt`).
+        returns the adapted weights, or with `trajectory=True` the `steps + 1`
+        weight lists along the way (see `adaptation.adapt`).
 
         Args:
           weights, non_trainable: the learner's trainable and non-trainable
             weight tensors to start from (`initial_weights()`).
           support_x: `[S, *features]`; support_y: `[S]` or `[S, out]`.
           steps: inner steps; batch_size: support examples per step (None: all).
+          trajectory: return every step's weights (the steps are then
+            unrolled in the graph) rather than the last (a `tf.while_loop`).
         """
         ways = masking.current_ways()  # bound now: a recomputed step may run outside the task
         return adaptation.adapt(
@@ -215,6 +219,7 @@ class MAML(MetaModel):
             adapted=self.adaptation_mask(),
             batch_size=batch_size,
             recompute=self.recompute_inner_steps,
+            trajectory=trajectory,
         )
 
     def predict_task(self, support_x, support_y, query_x, steps, from_step=None):
@@ -225,12 +230,14 @@ class MAML(MetaModel):
           query_x: `[Q, *features]`; steps: inner steps.
           from_step: None for the predictions after `steps` steps, `[Q, ...]`;
             an int k for those after each of k, …, `steps` steps stacked,
-            `[steps − k + 1, Q, ...]`.
+            `[steps − k + 1, Q, ...]` (the inner steps are then unrolled).
         """
         weights, non_trainable = self.initial_weights()
-        trajectory = self.adapt(weights, non_trainable, support_x, support_y, steps)
         if from_step is None:
-            return self.forward(trajectory[-1], non_trainable, query_x)
+            adapted = self.adapt(weights, non_trainable, support_x, support_y, steps)
+            return self.forward(adapted, non_trainable, query_x)
+        trajectory = self.adapt(weights, non_trainable, support_x, support_y, steps,
+                                trajectory=True)
         return tf.stack([self.forward(w, non_trainable, query_x)
                          for w in trajectory[from_step:]])
 

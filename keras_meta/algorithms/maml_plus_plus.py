@@ -67,11 +67,9 @@ class PerStepBatchNorm(update_rules.UpdateRule):
 
     def update(self, grads, state, params, *, step, loss):
         updates = list(grads)
-        row = min(step + 1, self.steps)
+        row = tf.minimum(step + 1, self.steps)
         for i, values in zip(self.indices, self.values):
-            # Per-step rows are split, not sliced: slicing a tensor captured by
-            # the task loop breaks TensorFlow's while-loop gradient.
-            updates[i] = tf.unstack(values.value)[row] - params[i]
+            updates[i] = tf.gather(values.value, row) - params[i]
         return updates, state
 
     def get_config(self):

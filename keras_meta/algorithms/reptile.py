@@ -57,7 +57,7 @@ class Reptile(MAML):
 
         def task(task_support_x, task_support_y, task_query_x):
             adapted = self.adapt(weights, non_trainable, task_support_x, task_support_y,
-                                 self.inner_steps, self.inner_batch_size)[-1]
+                                 self.inner_steps, self.inner_batch_size)
             return [self.forward(adapted, non_trainable, task_query_x), *adapted]
 
         signature = [tf.TensorSpec(None, self.variable_dtype)]

@@ -237,7 +237,7 @@ class MAMLRL(keras.Model):
                                                self.estimator)
 
         return adaptation.adapt(forward, loss, weights, obs, targets, steps=1,
-                                rule=self.inner_rule, first_order=self.first_order)[-1]
+                                rule=self.inner_rule, first_order=self.first_order)
 
     def sample_task(self, weights, non_trainable, task, seed, steps):
         """Samples one task through `steps` adaptation steps.
