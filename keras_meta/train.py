@@ -75,6 +75,8 @@ flags.DEFINE_enum("dataset", None, list(presets.DATASETS),
                   "omniglot_minimal). Meta-RL (MAML-RL): navigation_2d, half_cheetah_vel, "
                   "half_cheetah_dir (Gymnasium + MuJoCo: pip install \"keras_meta[rl]\").")
 flags.DEFINE_integer("ways", None, f"Classes per task ({_DEFAULT}: 5).", lower_bound=2)
+flags.DEFINE_integer("train_ways", None, "Classes per training task, where they differ from "
+                     "--ways (protonet, matching, relation; default: --ways).", lower_bound=2)
 flags.DEFINE_integer("shots", None, f"Support examples per class ({_DEFAULT}).", lower_bound=1)
 flags.DEFINE_integer("query_shots", None, f"Query examples per class ({_DEFAULT}).", lower_bound=1)
 flags.DEFINE_integer("meta_batch_size", None, f"Tasks per meta-iteration ({_DEFAULT}).",

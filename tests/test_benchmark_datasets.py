@@ -304,6 +304,19 @@ def test_the_maml_mini_imagenet_presets_are_the_papers():
         run_config.from_settings(preset="maml_mini_imagenet_5w1s", filters=64)
 
 
+def test_the_protonet_mini_imagenet_presets_are_the_papers():
+    one = run_config.from_settings(preset="protonet_mini_imagenet_5w1s")
+    five = run_config.from_settings(preset="protonet_mini_imagenet_5w5s")
+    for config, shots, train_ways in ((one, 1, 30), (five, 5, 20)):
+        assert (config.dataset, config.algorithm, config.filters, config.image_shape) == (
+            "mini_imagenet", "protonet", 64, (84, 84, 3))
+        assert (config.ways, config.train_ways, config.shots, config.query_shots,
+                config.meta_batch_size, config.learning_rate) == (5, train_ways, shots, 15, 1, 1e-3)
+    with pytest.raises(run_config.UsageError, match="--train_ways=10 conflicts with "
+                                                    "--preset=protonet_mini_imagenet_5w1s"):
+        run_config.from_settings(preset="protonet_mini_imagenet_5w1s", train_ways=10)
+
+
 def run_cli(*flags):
     return subprocess.run([sys.executable, "-m", "keras_meta.train", *flags],
                           capture_output=True, text=True, timeout=900,
@@ -313,12 +326,13 @@ def run_cli(*flags):
 def test_cli_trains_and_tests_on_a_benchmark(cifar_dir, tmp_path):
     data_dir, _ = cifar_dir
     result = run_cli("--dataset=fc100", "--algorithm=protonet", "--filters=4", "--iterations=2",
-                     "--meta_batch_size=2", "--query_shots=2", "--test_tasks=4",
+                     "--train_ways=7", "--meta_batch_size=2", "--query_shots=2", "--test_tasks=4",
                      "--val_tasks=0", "--verbose=0", "--export=false",
                      f"--data_dir={data_dir}", f"--output_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["config"]["dataset"] == "fc100" and results["test"]["tasks"] == 4
+    assert (results["config"]["train_ways"], results["config"]["ways"]) == (7, 5)
     assert results["train"]["iterations"] == 2
     assert 0.0 <= results["test"]["test_accuracy"] <= 1.0
 

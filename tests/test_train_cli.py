@@ -193,3 +193,21 @@ def test_a_mixed_bfloat16_run_trains_and_saves_its_policy(tmp_path):
     # Keras's Sequential.from_config keeps its layers' policies, not its own.
     assert model.dtype_policy.name == "mixed_bfloat16"
     assert {layer.dtype_policy.name for layer in model.learner.layers} == {"mixed_bfloat16"}
+
+
+def test_train_ways_sets_the_training_tasks_ways_only(omniglot_data_dir):
+    from keras_meta.cli import config as run_config
+    from keras_meta.cli import streams
+
+    config = run_config.from_settings(algorithm="protonet", ways=3, train_ways=7, shots=1,
+                                      query_shots=1, data_dir=omniglot_data_dir)
+    for split, ways in (("train", 7), ("validation", 3), ("test", 3)):
+        inputs, query_y = next(iter(streams.episodes(config, split, meta_batch_size=2)))
+        assert inputs["support_y"].shape == (2, ways)
+        assert sorted(np.unique(query_y.numpy())) == list(range(ways))
+    with pytest.raises(run_config.UsageError, match="--train_ways=7 does not apply to "
+                                                    "--algorithm=maml"):
+        run_config.from_settings(algorithm="maml", train_ways=7)
+    with pytest.raises(run_config.UsageError, match="--train_ways=7 does not apply to "
+                                                    "--dataset=navigation_2d"):
+        run_config.from_settings(dataset="navigation_2d", train_ways=7)

@@ -15,12 +15,12 @@ from keras_meta.data import benchmarks as km_benchmarks
 # Settings that presets and dataset defaults provide.
 PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inner_lr",
             "inner_steps", "eval_inner_steps", "first_order", "learning_rate", "iterations",
-            "trajectories", "horizon", "max_kl")
+            "trajectories", "horizon", "max_kl", "train_ways")
 # The settings only meta-RL datasets read, and those they do not read.
 RL_ONLY = ("trajectories", "horizon", "max_kl")
-NOT_RL = ("ways", "shots", "query_shots", "learning_rate", "recompute_inner_steps", "data_dir",
-          "filters", "distance", "global_clipnorm", "test_shots", "export", "export_raw_images",
-          "dtype_policy", "strategy", "cpu_devices")
+NOT_RL = ("ways", "train_ways", "shots", "query_shots", "learning_rate", "recompute_inner_steps",
+          "data_dir", "filters", "distance", "global_clipnorm", "test_shots", "export",
+          "export_raw_images", "dtype_policy", "strategy", "cpu_devices")
 INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
 # The other flags' defaults (None: derived, see `resolve`).
 RUN_DEFAULTS = dict(preset=None, dataset=None, log_every=None, seed=0, output_dir=None,
@@ -69,6 +69,9 @@ class Config:
     trajectories: int | None = None
     horizon: int | None = None
     max_kl: float | None = None
+    # Classes per training task where they differ from the test's `ways`
+    # (metric learners; ProtoNet's papers train on more ways); None: `ways`.
+    train_ways: int | None = None
 
     @property
     def rl(self):
@@ -224,6 +227,10 @@ def _check_applicable(settings, dataset, given):
     if "recompute_inner_steps" in given and algorithm not in models.RECOMPUTABLE:
         raise UsageError(f"--recompute_inner_steps does not apply to --algorithm={algorithm} "
                          "(no meta-gradient flows through its inner loop)")
+    if settings["train_ways"] is not None and algorithm not in models.ANY_WAYS:
+        raise UsageError(f"--train_ways={settings['train_ways']} does not apply to "
+                         f"--algorithm={algorithm} (its output has a fixed number of classes; "
+                         f"only {', '.join(models.ANY_WAYS)} take other ways at test)")
     if algorithm == "snail" and "test_shots" in given:
         raise UsageError("--test_shots does not apply to --algorithm=snail (its shots are fixed)")
     if algorithm not in models.GRADIENT_BASED:

@@ -28,6 +28,8 @@ GRADIENT_BASED = {
 # inner optimizer) are written for classification only, like the metric learners.
 CLASSIFIERS_ONLY = ("protonet", "matching", "relation", "snail", "leo", "meta_lstm", "multitask")
 ALGORITHMS = (*GRADIENT_BASED, *CLASSIFIERS_ONLY, "finetune")
+# The metric learners, which classify any number of ways (`--train_ways`).
+ANY_WAYS = ("protonet", "matching", "relation")
 REGRESSION = (*GRADIENT_BASED, "finetune")
 # What a meta-RL dataset takes: MAML-RL (`km.rl.MAMLRL`), second- or first-order.
 RL_ALGORITHMS = ("maml", "fomaml")

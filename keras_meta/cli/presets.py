@@ -77,10 +77,20 @@ def _maml_rl(dataset, meta_batch_size, horizon, iterations):
                 eval_inner_steps=3, first_order=False, max_kl=0.01, iterations=iterations)
 
 
+def _protonet_mini_imagenet(shots):
+    # Snell et al.: 30-way training episodes for 1-shot, 20-way for 5-shot, 15 queries per
+    # class, one episode per step, Adam 1e-3 (they halve it every 2,000 episodes and stop
+    # on the validation loss; this CLI keeps it constant for a fixed budget).
+    return dict(algorithm="protonet", dataset="mini_imagenet", ways=5, shots=shots,
+                train_ways=30 if shots == 1 else 20, query_shots=15, meta_batch_size=1,
+                learning_rate=1e-3, iterations=20000)
+
+
 PRESETS = {
     **{f"{algorithm}_omniglot_{ways}w{shots}s": _omniglot(ways, shots, algorithm)
        for algorithm in ("maml", "fomaml") for ways in (5, 20) for shots in (1, 5)},
     **{f"maml_mini_imagenet_5w{shots}s": _maml_mini_imagenet(shots) for shots in (1, 5)},
+    **{f"protonet_mini_imagenet_5w{shots}s": _protonet_mini_imagenet(shots) for shots in (1, 5)},
     "maml_sinusoid": dict(
         algorithm="maml", dataset="sinusoid", shots=10, query_shots=10, meta_batch_size=25,
         inner_lr=0.01, inner_steps=1, eval_inner_steps=10, first_order=False,

@@ -21,18 +21,20 @@ SEED_OFFSETS = {"train": 0, "test": 1, "validation": 2}
 
 def episodes(config, split, meta_batch_size=EVAL_TASKS_PER_BATCH, start=0):
     """Episodes of `split` ("train", "validation" or "test") for `config`,
-    from batch `start` on (see `km.data.episodes`)."""
+    from batch `start` on (see `km.data.episodes`); training tasks have
+    `config.train_ways` classes where it is set."""
     seed = config.seed + SEED_OFFSETS[split]
+    ways = config.train_ways if split == "train" and config.train_ways else config.ways
     if config.dataset == "sinusoid":
         return km.data.sinusoid_episodes(shots=config.shots, query_shots=config.query_shots,
                                          meta_batch_size=meta_batch_size, seed=seed, start=start)
     if config.benchmark:
         return km.data.benchmark_episodes(
-            config.dataset, split, ways=config.ways, shots=config.shots,
+            config.dataset, split, ways=ways, shots=config.shots,
             query_shots=config.query_shots, meta_batch_size=meta_batch_size, seed=seed,
             data_dir=config.data_dir, start=start)
     return km.data.omniglot_episodes(
-        split, ways=config.ways, shots=config.shots, query_shots=config.query_shots,
+        split, ways=ways, shots=config.shots, query_shots=config.query_shots,
         meta_batch_size=meta_batch_size, seed=seed, source=config.dataset,
         data_dir=config.data_dir, start=start)
 
