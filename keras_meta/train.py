@@ -117,6 +117,9 @@ flags.DEFINE_integer("test_tasks", _RUN["test_tasks"], "New tasks in the final t
 flags.DEFINE_integer("val_tasks", _RUN["val_tasks"], "Validation tasks evaluated each epoch "
                      "(0: none; then no best checkpoint; meta-RL default: 20 for navigation, "
                      "0 for the cheetahs).", lower_bound=0)
+flags.DEFINE_enum("backbone", _RUN["backbone"], list(models.BACKBONES),
+                  "Embedding network of protonet and matching: conv4 (--filters wide) or "
+                  "resnet12 (64-160-320-640).")
 flags.DEFINE_integer("filters", _RUN["filters"], "Channels of the conv4 backbone (image datasets; "
                      "the mini-ImageNet presets set 32).",
                      lower_bound=1)

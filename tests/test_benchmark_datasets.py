@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 
 import keras_meta as km
 from keras_meta.cli import config as run_config
+from keras_meta.cli import models
 from keras_meta.data.builders import class_splits, manual_files, mini_imagenet, tiered_imagenet
 from tests import benchmark_fixtures as fixtures
 
@@ -315,6 +316,24 @@ def test_the_protonet_mini_imagenet_presets_are_the_papers():
     with pytest.raises(run_config.UsageError, match="--train_ways=10 conflicts with "
                                                     "--preset=protonet_mini_imagenet_5w1s"):
         run_config.from_settings(preset="protonet_mini_imagenet_5w1s", train_ways=10)
+    deep = run_config.from_settings(preset="protonet_resnet12_mini_imagenet_5w1s")
+    assert (deep.backbone, deep.train_ways, deep.ways) == ("resnet12", 30, 5)
+    assert one.backbone == "conv4"
+
+
+def test_a_resnet12_backbone_embeds_with_resnet12():
+    config = run_config.from_settings(dataset="fc100", algorithm="protonet", backbone="resnet12")
+    model = models.build_model(config)
+    assert model.embedding.name == "resnet12"
+    assert model.embedding.output_shape == (None, 640)
+    assert model.embedding.input_shape == (None, 32, 32, 3)
+    with pytest.raises(run_config.UsageError, match="--backbone=resnet12 does not apply to "
+                                                    "--algorithm=maml"):
+        run_config.from_settings(dataset="fc100", algorithm="maml", backbone="resnet12")
+    with pytest.raises(run_config.UsageError, match="--filters=32 does not apply to "
+                                                    "--backbone=resnet12"):
+        run_config.from_settings(dataset="fc100", algorithm="protonet", backbone="resnet12",
+                                 filters=32)
 
 
 def run_cli(*flags):

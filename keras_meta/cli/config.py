@@ -19,12 +19,13 @@ PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inn
 # The settings only meta-RL datasets read, and those they do not read.
 RL_ONLY = ("trajectories", "horizon", "max_kl")
 NOT_RL = ("ways", "train_ways", "shots", "query_shots", "learning_rate", "recompute_inner_steps",
-          "data_dir", "filters", "distance", "global_clipnorm", "test_shots", "export",
+          "data_dir", "filters", "backbone", "distance", "global_clipnorm", "test_shots", "export",
           "export_raw_images", "dtype_policy", "strategy", "cpu_devices")
 INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
 # The other flags' defaults (None: derived, see `resolve`).
 RUN_DEFAULTS = dict(preset=None, dataset=None, log_every=None, seed=0, output_dir=None,
-                    data_dir=None, test_tasks=600, val_tasks=100, filters=64, distance=None,
+                    data_dir=None, test_tasks=600, val_tasks=100, filters=64, backbone="conv4",
+                    distance=None,
                     global_clipnorm=None, test_shots=(), export=True, export_raw_images=False,
                     recompute_inner_steps=False, dtype_policy="float32")
 
@@ -72,6 +73,8 @@ class Config:
     # Classes per training task where they differ from the test's `ways`
     # (metric learners; ProtoNet's papers train on more ways); None: `ways`.
     train_ways: int | None = None
+    # The embedding network of ProtoNet and MatchingNet (`models.BACKBONES`).
+    backbone: str = "conv4"
 
     @property
     def rl(self):
@@ -150,6 +153,7 @@ def resolve(values, given):
             raise UsageError(f"--filters={filters} conflicts with --preset={preset}, which sets "
                              f"--filters={protocol['filters']}")
         filters = protocol["filters"]
+    backbone = _backbone(values, given, protocol, preset, settings["algorithm"])
     distance = values["distance"]
     if distance is not None and settings["algorithm"] != "protonet":
         raise UsageError(f"--distance={distance} does not apply to "
@@ -173,7 +177,7 @@ def resolve(values, given):
     return Config(
         preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
-        filters=filters, distance=distance, global_clipnorm=values["global_clipnorm"],
+        filters=filters, backbone=backbone, distance=distance, global_clipnorm=values["global_clipnorm"],
         test_shots=_test_shots(values["test_shots"]),
         export=values["export"] and not rl, export_raw_images=values["export_raw_images"],
         recompute_inner_steps=values["recompute_inner_steps"],
@@ -198,6 +202,23 @@ def _dataset(values, given, protocol, preset):
                              f"--dataset={protocol['dataset']}")
         return protocol["dataset"]
     return dataset or presets.DATASETS[0]
+
+
+def _backbone(values, given, protocol, preset, algorithm):
+    """`--backbone`: the preset's, else the flag's; only for `models.ANY_BACKBONE`."""
+    backbone = values["backbone"]
+    if "backbone" in protocol:
+        if "backbone" in given and backbone != protocol["backbone"]:
+            raise UsageError(f"--backbone={backbone} conflicts with --preset={preset}, which "
+                             f"sets --backbone={protocol['backbone']}")
+        backbone = protocol["backbone"]
+    if backbone != "conv4" and algorithm not in models.ANY_BACKBONE:
+        raise UsageError(f"--backbone={backbone} does not apply to --algorithm={algorithm} "
+                         f"(only {', '.join(models.ANY_BACKBONE)} take another backbone)")
+    if backbone != "conv4" and "filters" in given:
+        raise UsageError(f"--filters={values['filters']} does not apply to "
+                         f"--backbone={backbone} (its widths are fixed)")
+    return backbone
 
 
 def _test_shots(values):

@@ -30,6 +30,10 @@ CLASSIFIERS_ONLY = ("protonet", "matching", "relation", "snail", "leo", "meta_ls
 ALGORITHMS = (*GRADIENT_BASED, *CLASSIFIERS_ONLY, "finetune")
 # The metric learners, which classify any number of ways (`--train_ways`).
 ANY_WAYS = ("protonet", "matching", "relation")
+# The embedding networks of `--backbone`, and the algorithms that take any of them (an
+# embedding of vectors; RelationNet's module needs conv4's feature maps).
+BACKBONES = ("conv4", "resnet12")
+ANY_BACKBONE = ("protonet", "matching")
 REGRESSION = (*GRADIENT_BASED, "finetune")
 # What a meta-RL dataset takes: MAML-RL (`km.rl.MAMLRL`), second- or first-order.
 RL_ALGORITHMS = ("maml", "fomaml")
@@ -123,6 +127,8 @@ def outer_optimizer(learning_rate, global_clipnorm=None):
 
 
 def _embedding(config, **kwargs):
+    if config.backbone == "resnet12":
+        return km.learners.resnet12(input_shape=config.image_shape)
     return km.learners.conv4_embedding(filters=config.filters, input_shape=config.image_shape,
                                        **kwargs)
 

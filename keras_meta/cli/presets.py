@@ -91,6 +91,8 @@ PRESETS = {
        for algorithm in ("maml", "fomaml") for ways in (5, 20) for shots in (1, 5)},
     **{f"maml_mini_imagenet_5w{shots}s": _maml_mini_imagenet(shots) for shots in (1, 5)},
     **{f"protonet_mini_imagenet_5w{shots}s": _protonet_mini_imagenet(shots) for shots in (1, 5)},
+    **{f"protonet_resnet12_mini_imagenet_5w{shots}s":
+       dict(_protonet_mini_imagenet(shots), backbone="resnet12") for shots in (1, 5)},
     "maml_sinusoid": dict(
         algorithm="maml", dataset="sinusoid", shots=10, query_shots=10, meta_batch_size=25,
         inner_lr=0.01, inner_steps=1, eval_inner_steps=10, first_order=False,
