@@ -93,8 +93,10 @@ def three_per_class(monkeypatch):
     monkeypatch.setattr(mini_imagenet, "IMAGES_PER_CLASS", 3)
 
 
-def check_mini_imagenet(data_dir, identify):
+def checked_mini_imagenet_images(data_dir, identify):
+    """Checks every split's images against their sources → how many were checked."""
     names = tfds.builder("mini_imagenet", data_dir=str(data_dir)).info.features["label"].names
+    checked = 0
     for split in SPLITS:
         examples = load("mini_imagenet", split, data_dir)
         assert examples["image"].dtype == np.uint8 and examples["image"].shape[1:] == (84, 84, 3)
@@ -102,7 +104,9 @@ def check_mini_imagenet(data_dir, identify):
         assert collections.Counter(wnids) == {w: 3 for w in class_splits.MINI_IMAGENET_SPLIT[split]}
         for image, wnid in zip(examples["image"], wnids):
             assert identify(image) == wnid
+            checked += 1
     assert len(set(names)) == 100
+    return checked
 
 
 def test_mini_imagenet_from_pickle_caches(tmp_path, three_per_class):
@@ -112,7 +116,8 @@ def test_mini_imagenet_from_pickle_caches(tmp_path, three_per_class):
     (manual / "SHA256SUMS").write_text("".join(
         f"{manual_files.sha256(p)}  {p.name}\n" for p in sorted(manual.glob("*.pkl"))))
     km.data.benchmarks.prepared_builder("mini_imagenet", tmp_path / "data", manual)
-    check_mini_imagenet(tmp_path / "data", lambda image: lookup[image.tobytes()])
+    assert checked_mini_imagenet_images(tmp_path / "data",
+                                        lambda image: lookup[image.tobytes()]) == 100 * 3
 
 
 @pytest.mark.parametrize("by_synset", [False, True], ids=["flat", "imagenet_layout"])
@@ -120,7 +125,8 @@ def test_mini_imagenet_from_csvs_and_images(tmp_path, three_per_class, by_synset
     manual = tmp_path / "manual"
     lookup = fixtures.mini_imagenet_csv(manual, per_class=3, by_synset=by_synset)
     km.data.benchmarks.prepared_builder("mini_imagenet", tmp_path / "data", manual)
-    check_mini_imagenet(tmp_path / "data", lambda image: lookup[image.tobytes()][0])
+    assert checked_mini_imagenet_images(tmp_path / "data",
+                                        lambda image: lookup[image.tobytes()][0]) == 100 * 3
 
 
 def test_mini_imagenet_refuses_a_pickle_whose_checksum_differs(tmp_path, three_per_class):

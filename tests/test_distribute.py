@@ -44,21 +44,14 @@ def mirrored_figures_slow():
     return mirrored_worker_figures(MIRRORED_SLOW)
 
 
-def check_mirrored_step(figures):
+@pytest.mark.parametrize("algorithm", [
+    *MIRRORED, *(pytest.param(name, marks=pytest.mark.slow) for name in MIRRORED_SLOW)])
+def test_mirrored_step_equals_single_device_step(algorithm, request):
+    group = "mirrored_figures" if algorithm in MIRRORED else "mirrored_figures_slow"
+    figures = request.getfixturevalue(group)[algorithm]
     assert figures["moved"] > 1e-3
     assert figures["difference"] < 1e-5, figures
     assert figures["loss_difference"] < 1e-4, figures
-
-
-@pytest.mark.parametrize("algorithm", MIRRORED)
-def test_mirrored_step_equals_single_device_step(algorithm, mirrored_figures):
-    check_mirrored_step(mirrored_figures[algorithm])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("algorithm", MIRRORED_SLOW)
-def test_mirrored_step_equals_single_device_step_for_the_others(algorithm, mirrored_figures_slow):
-    check_mirrored_step(mirrored_figures_slow[algorithm])
 
 
 def free_ports(count):

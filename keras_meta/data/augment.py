@@ -19,6 +19,7 @@ dataset of episodes with a key drawn from `(seed, batch index)`, and
 
 from __future__ import annotations
 
+import abc
 import math
 
 import tensorflow as tf
@@ -30,7 +31,7 @@ def _split(key, count):
     return tf.unstack(tf.random.experimental.stateless_split(key, num=count))
 
 
-class Transform:
+class Transform(abc.ABC):
     """Base of the augmentations: `parameters(key, n)` draws one set of
     random parameters per image, `apply(images, parameters)` applies them.
 
@@ -45,11 +46,13 @@ class Transform:
     ```
     """
 
+    @abc.abstractmethod
     def parameters(self, key, count):
-        raise NotImplementedError
+        """Random parameters of `count` images from a stateless `key` `[2]`."""
 
+    @abc.abstractmethod
     def apply(self, images, parameters):
-        raise NotImplementedError
+        """`images` `[count, H, W, C]` transformed by `parameters`."""
 
     def __call__(self, images, key):
         images = tf.convert_to_tensor(images)
@@ -230,8 +233,9 @@ class RandomAffine(Transform):
         return tf.reshape(values, tf.shape(images))
 
 
-class Compose(Transform):
-    """Applies `transforms` in order, each with its own key.
+class Compose:
+    """Applies `transforms` in order, each with its own key (a callable
+    `(images, key) -> images`, like a `Transform`).
 
     Args:
       *transforms: `Transform`s.

@@ -8,13 +8,15 @@ TensorFlow (vectorized over trajectories, usable inside a compiled step);
 task parameter.
 """
 
+import abc
+
 import keras
 import tensorflow as tf
 
 from keras_meta import arguments
 
 
-class TaskFamily:
+class TaskFamily(abc.ABC):
     """Base class of task families (the protocol `MAMLRL` and `rollout` use).
 
     A subclass sets the attributes below and defines `sample_tasks`, `reset`
@@ -55,20 +57,20 @@ class TaskFamily:
     horizon = None
     python_simulated = False
 
+    @abc.abstractmethod
     def sample_tasks(self, count, seed):
         """Task parameters `[count, task_dim]` (float32) from a stateless `seed` `[2]`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def reset(self, task, count, seed):
         """Starts `count` trajectories of `task` `[task_dim]`; returns
         `(state, observations [count, O])`, `state` any nest of tensors."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def step(self, state, actions, task):
         """One step of the `count` trajectories with `actions` `[count, A]`
         (or `[count, 1]` indices); returns `(state, observations [count, O],
         rewards [count])`."""
-        raise NotImplementedError
 
     def get_config(self):
         """The constructor's arguments (a family saved with a model needs

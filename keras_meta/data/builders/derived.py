@@ -63,7 +63,8 @@ def _resized(image, size):
 
 
 class _CifarSplit(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """CIFAR-100 regrouped by a class split (`_split_of` says which)."""
+    """CIFAR-100 regrouped by a class split: `SPLIT_OF` maps each value of
+    the feature `SPLIT_FEATURE` (the fine or the coarse label) to its split."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "The published split of TFDS cifar100 (3.x)."}
@@ -90,11 +91,8 @@ class _CifarSplit(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self, examples, split):
         for key, example in examples:
-            if self._split_of(int(example["label"]), int(example["coarse_label"])) == split:
+            if self.SPLIT_OF[int(example[self.SPLIT_FEATURE])] == split:
                 yield key, example
-
-    def _split_of(self, label, coarse_label):
-        raise NotImplementedError
 
 
 class CifarFs(_CifarSplit):
@@ -118,12 +116,9 @@ class CifarFs(_CifarSplit):
     """
 
     CITATION = _CIFAR_FS_CITATION
-    _SPLIT_OF_CLASS = {class_splits.CIFAR100_FINE_NAMES.index(name): split
-                       for split, names in class_splits.CIFAR_FS_SPLIT.items() for name in names}
-
-    def _split_of(self, label, coarse_label):
-        del coarse_label
-        return self._SPLIT_OF_CLASS[label]
+    SPLIT_FEATURE = "label"
+    SPLIT_OF = {class_splits.CIFAR100_FINE_NAMES.index(name): split
+                for split, names in class_splits.CIFAR_FS_SPLIT.items() for name in names}
 
 
 class Fc100(_CifarSplit):
@@ -147,13 +142,9 @@ class Fc100(_CifarSplit):
     """
 
     CITATION = _FC100_CITATION
-    _SPLIT_OF_SUPERCLASS = {class_splits.CIFAR100_COARSE_NAMES.index(name): split
-                            for split, names in class_splits.FC100_SPLIT.items()
-                            for name in names}
-
-    def _split_of(self, label, coarse_label):
-        del label
-        return self._SPLIT_OF_SUPERCLASS[coarse_label]
+    SPLIT_FEATURE = "coarse_label"
+    SPLIT_OF = {class_splits.CIFAR100_COARSE_NAMES.index(name): split
+                for split, names in class_splits.FC100_SPLIT.items() for name in names}
 
 
 class Cub(tfds.core.GeneratorBasedBuilder):
