@@ -147,12 +147,7 @@ def resolve(values, given):
         _check_rl(settings, dataset, values, given)
     else:
         _check_applicable(settings, dataset, given)
-    filters = values["filters"]
-    if "filters" in protocol:
-        if "filters" in given and filters != protocol["filters"]:
-            raise UsageError(f"--filters={filters} conflicts with --preset={preset}, which sets "
-                             f"--filters={protocol['filters']}")
-        filters = protocol["filters"]
+    filters = _preset_value("filters", values, given, protocol, preset)
     backbone = _backbone(values, given, protocol, preset, settings["algorithm"])
     distance = values["distance"]
     if distance is not None and settings["algorithm"] != "protonet":
@@ -204,14 +199,21 @@ def _dataset(values, given, protocol, preset):
     return dataset or presets.DATASETS[0]
 
 
+def _preset_value(name, values, given, protocol, preset):
+    """A run flag `name` that a preset may set: the preset's value (a given
+    flag that contradicts it is an error), else the flag's."""
+    value = values[name]
+    if name in protocol:
+        if name in given and value != protocol[name]:
+            raise UsageError(f"--{name}={value} conflicts with --preset={preset}, which sets "
+                             f"--{name}={protocol[name]}")
+        value = protocol[name]
+    return value
+
+
 def _backbone(values, given, protocol, preset, algorithm):
     """`--backbone`: the preset's, else the flag's; only for `models.ANY_BACKBONE`."""
-    backbone = values["backbone"]
-    if "backbone" in protocol:
-        if "backbone" in given and backbone != protocol["backbone"]:
-            raise UsageError(f"--backbone={backbone} conflicts with --preset={preset}, which "
-                             f"sets --backbone={protocol['backbone']}")
-        backbone = protocol["backbone"]
+    backbone = _preset_value("backbone", values, given, protocol, preset)
     if backbone != "conv4" and algorithm not in models.ANY_BACKBONE:
         raise UsageError(f"--backbone={backbone} does not apply to --algorithm={algorithm} "
                          f"(only {', '.join(models.ANY_BACKBONE)} take another backbone)")

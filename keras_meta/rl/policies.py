@@ -21,6 +21,20 @@ def _check_network(network):
                         f"to [N, outputs]; received {type(network).__name__}.")
 
 
+def _output_size(policy, input_shape, outputs_named):
+    """The size of `policy.network`'s outputs `[N, size]` on observations
+    `input_shape` `(N, O)`, building the network if needed."""
+    network = policy.network
+    if network.built:
+        outputs = network.compute_output_shape(tuple(input_shape))
+    else:
+        outputs = network(keras.KerasTensor(tuple(input_shape), dtype=policy.compute_dtype)).shape
+    if len(outputs) != 2 or outputs[-1] is None:
+        raise ValueError(f"`network` must map observations [N, O] to {outputs_named}; its "
+                         f"output shape is {tuple(outputs)}.")
+    return int(outputs[-1])
+
+
 @keras.saving.register_keras_serializable(package="keras_meta")
 class GaussianPolicy(keras.Model):
     """Diagonal Gaussian policy: `network(obs)` is the mean, `[N, A]`; the
@@ -60,13 +74,7 @@ class GaussianPolicy(keras.Model):
         Args:
           input_shape: `(N, O)`.
         """
-        example = keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype)
-        outputs = self.network.compute_output_shape(tuple(input_shape)) if self.network.built \
-            else self.network(example).shape
-        if len(outputs) != 2 or outputs[-1] is None:
-            raise ValueError("`network` must map observations [N, O] to means [N, A]; its "
-                             f"output shape is {tuple(outputs)}.")
-        action_dim = int(outputs[-1])
+        action_dim = _output_size(self, input_shape, "means [N, A]")
         self.log_std = self.add_weight(
             shape=(action_dim,), name="log_std",
             initializer=keras.initializers.Constant(self.init_log_std))
@@ -123,13 +131,8 @@ class CategoricalPolicy(keras.Model):
         Args:
           input_shape: `(N, O)`.
         """
-        example = keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype)
-        outputs = self.network.compute_output_shape(tuple(input_shape)) if self.network.built \
-            else self.network(example).shape
-        if len(outputs) != 2 or outputs[-1] is None:
-            raise ValueError("`network` must map observations [N, O] to logits [N, K]; its "
-                             f"output shape is {tuple(outputs)}.")
-        self.distribution = distributions.Categorical(int(outputs[-1]))
+        self.distribution = distributions.Categorical(
+            _output_size(self, input_shape, "logits [N, K]"))
         self.built = True
 
     def call(self, observations, training=False):
