@@ -12,10 +12,10 @@ Unfused, the exact computation is about ten element-wise passes over the
 activations per layer, forward and backward.
 
 `exact_batch_norm` makes a layer's batch norms run `normalize` in training
-mode: TensorFlow's fused kernel (`FusedBatchNormV3`) for the forward pass,
-the closed-form gradient in a few element-wise passes for the backward
-pass, and for the derivatives of that backward pass the same gradient
-written as differentiable ops, so every order is exact. Every `MetaModel`
+mode: TensorFlow's fused kernels for the forward pass (`FusedBatchNormV3`)
+and the backward pass (`FusedBatchNormGradV3`), and for the derivatives of
+that backward pass the closed-form gradient written as differentiable ops,
+so every order is exact. Every `MetaModel`
 applies it to its learner.
 
 A metric learner's embedding (or a baseline's body) sees the whole
@@ -82,10 +82,11 @@ def exact_batch_norm(layer):
 def normalize(x, gamma, beta, epsilon):
     """Batch norm in training mode over every axis of `x` but the last.
 
-    The forward pass is TensorFlow's fused kernel for float32 (element-wise
-    ops otherwise); the backward pass is the closed-form gradient in a few
-    element-wise passes (`_gradients_from_statistics`), and its own
-    derivatives are those of `_exact_gradients`, exact at every order.
+    For float32, the forward and backward passes are TensorFlow's fused
+    kernels; otherwise the forward pass is element-wise and the backward pass
+    the closed-form gradient (`_gradients_from_statistics`). The backward
+    pass's own derivatives are those of `_exact_gradients`, exact at every
+    order.
 
     Args:
       x: `[..., C]`.
@@ -102,8 +103,9 @@ def normalize(x, gamma, beta, epsilon):
 
     @tf.custom_gradient
     def forward(images, gamma, beta):
+        reserved = None
         if x.dtype == tf.float32 and epsilon >= FUSED_MIN_EPSILON:
-            y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            y, mean, variance, *reserved = tf.raw_ops.FusedBatchNormV3(
                 x=images, scale=gamma, offset=beta, mean=tf.zeros([0], gamma.dtype),
                 variance=tf.zeros([0], gamma.dtype), epsilon=epsilon, is_training=True)
             count = tf.cast(tf.size(images) // channels, variance.dtype)
@@ -112,7 +114,8 @@ def normalize(x, gamma, beta, epsilon):
             mean, variance = _image_moments(images)
             y = (images - mean) * (gamma * tf.math.rsqrt(variance + epsilon)) + beta
         statistics.update(mean=tf.stop_gradient(mean), variance=tf.stop_gradient(variance))
-        return y, lambda dy: _input_gradients(dy, images, gamma, mean, variance, epsilon)
+        return y, lambda dy: _input_gradients(dy, images, gamma, mean, variance, epsilon,
+                                              reserved)
 
     y = forward(images, gamma, beta)
     if y.shape.rank != x.shape.rank:
@@ -124,19 +127,24 @@ def normalize(x, gamma, beta, epsilon):
 FUSED_MIN_EPSILON = 1e-5
 
 
-def _input_gradients(dy, images, gamma, mean, variance, epsilon):
+def _input_gradients(dy, images, gamma, mean, variance, epsilon, reserved=None):
     """`(dx, dgamma, dbeta)` of batch norm in training mode for the incoming
-    gradient `dy` `[N, H, W, C]`, from the forward pass's statistics; their
-    derivatives (a second-order meta-gradient's) recompute the statistics
-    from `images` and differentiate `_exact_gradients`.
-
-    TensorFlow's fused gradient kernel would be faster, but its oneDNN graph
-    rewrite can leave a cycle in the graphs of second-order meta-gradients
-    under `tf.distribute` ("nodes in a cycle"), so it is not used."""
+    gradient `dy` `[N, H, W, C]`: TensorFlow's fused gradient kernel on the
+    fused forward pass's `reserved` outputs (its last three), else the
+    closed form from the forward pass's statistics. Their derivatives (a
+    second-order meta-gradient's) recompute the statistics from `images` and
+    differentiate `_exact_gradients`."""
 
     @tf.custom_gradient
     def gradients(dy, images, gamma):
-        result = _gradients_from_statistics(dy, images, gamma, mean, variance, epsilon)
+        if reserved is not None:
+            dx, dgamma, dbeta, *_ = tf.raw_ops.FusedBatchNormGradV3(
+                y_backprop=dy, x=images, scale=gamma, reserve_space_1=reserved[0],
+                reserve_space_2=reserved[1], reserve_space_3=reserved[2], epsilon=epsilon,
+                is_training=True)
+            result = dx, dgamma, dbeta
+        else:
+            result = _gradients_from_statistics(dy, images, gamma, mean, variance, epsilon)
 
         def second_order(*upstream):
             inputs = [dy, images, gamma]
