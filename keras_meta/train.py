@@ -58,7 +58,8 @@ from keras_meta import evaluation  # noqa: E402
 from keras_meta.algorithms import protonet  # noqa: E402
 from keras_meta.backup import AtomicBackupAndRestore  # noqa: E402
 from keras_meta.cli import config as run_config  # noqa: E402
-from keras_meta.cli import models, presets, report, strategies, streams  # noqa: E402
+from keras_meta import stats as km_stats  # noqa: E402
+from keras_meta.cli import budget, models, presets, report, strategies, streams  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFAULT = "default: the preset's, else the dataset's"
@@ -146,6 +147,30 @@ flags.DEFINE_bool("export", _RUN["export"],
 flags.DEFINE_bool("export_raw_images", _RUN["export_raw_images"], "The SavedModel's serve "
                   "takes raw images (uint8 [T, N, H, W, C], any size, 1 or 3 channels, as the "
                   "PNGs decode) and preprocesses them as training did (image datasets).")
+flags.DEFINE_bool("train_within_alphabet", None, "Omniglot: training episodes draw their "
+                  "classes from one alphabet, support and queries from distinct drawers "
+                  "(default: false).")
+flags.DEFINE_integer("image_size", None, "Omniglot: side of the images the model sees, the "
+                     "test episodes and the raw-image export's resizing (the PNGs are 105; "
+                     "default: 28).", lower_bound=1)
+flags.DEFINE_enum("augment", None, list(run_config.AUGMENTATIONS), "Omniglot: seeded "
+                  "distortions of the support and query images of training episodes: none, or "
+                  "characters (km.data.augment.characters(); default: none).")
+flags.DEFINE_bool("learn_scale", None, "ProtoNet: learn the logits' scale (default: false).")
+flags.DEFINE_integer("refinement_steps", None, "ProtoNet: soft k-means refinement steps of the "
+                     "prototypes with the queries, in training and at test (default: 0).",
+                     lower_bound=0)
+flags.DEFINE_integer("eval_refinement_steps", None, "ProtoNet: refinement steps outside "
+                     "training (default: --refinement_steps).", lower_bound=0)
+flags.DEFINE_integer("within_alphabet_trials", None, "Omniglot: after training, also evaluate "
+                     "this many of Lake et al.'s 20-way within-alphabet one-shot trials on the "
+                     "test split (protonet, matching, relation; default: 0).", lower_bound=0)
+flags.DEFINE_float("time_budget", None, "Stop meta-training after this many seconds of it "
+                   "(--iterations is then a maximum; default: no budget).", lower_bound=0.0)
+flags.DEFINE_integer("curve_points", None, "With --time_budget and --within_alphabet_trials: "
+                     "keep the weights at this many evenly spaced times of training and, "
+                     "after it, evaluate each on the trials (results.json: learning_curve; "
+                     "default: 0).", lower_bound=0)
 flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
                   "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")
 
@@ -177,14 +202,15 @@ def resolved_config():
     return config
 
 
-def training_callbacks(config, backup, resuming):
-    """Throughput, validation, logs, checkpoints and the backup, in the order
-    in which they must see each epoch's logs."""
+def training_callbacks(config, backup, resuming, clock):
+    """Throughput, the time budget (`clock`, a `budget.TimeBudget`),
+    validation, logs, checkpoints and the backup, in the order in which they
+    must see each epoch's logs."""
     out = config.output_dir
     monitor, mode = ("val_accuracy", "max") if config.classification else ("val_loss", "min")
     if config.rl:  # validated by `fit` itself (`rl_validation`)
         monitor, mode = f"val_return_{config.eval_inner_steps}", "max"
-    callbacks = [meta_callbacks.TaskThroughput(config.meta_batch_size)]
+    callbacks = [meta_callbacks.TaskThroughput(config.meta_batch_size), clock]
     if config.val_tasks:
         if not config.rl:
             callbacks.append(meta_callbacks.FewShotEvaluation(
@@ -237,6 +263,29 @@ def rl_test(config, model, out, payload):
     return summary
 
 
+def trials_error(config, model):
+    """`{"error", "ci", "trials"}`: `model`'s error on the within-alphabet
+    trials, mean and 95% half-width over `config.within_alphabet_trials`."""
+    accuracies = evaluation.evaluate_tasks(model, streams.within_alphabet_trials(config),
+                                           config.within_alphabet_trials).accuracy
+    mean, half_width = km_stats.mean_confidence_interval(1.0 - accuracies)
+    return {"error": float(mean), "ci": float(half_width),
+            "trials": config.within_alphabet_trials}
+
+
+def learning_curve(config, model, snapshots):
+    """`[{"seconds", "iterations", "error", "ci", "trials"}]`: each snapshot's
+    weights evaluated on the trials; `model` keeps its own weights."""
+    final = model.get_weights()
+    curve = []
+    for snapshot in snapshots:
+        model.set_weights(snapshot["weights"])
+        curve.append({"seconds": snapshot["seconds"], "iterations": snapshot["iterations"],
+                      **trials_error(config, model)})
+    model.set_weights(final)
+    return curve
+
+
 def main(argv):
     del argv
     if not FLAGS["verbosity"].present:
@@ -261,9 +310,10 @@ def main(argv):
 
     start = time.perf_counter()
     train = labelled[0] if labelled else streams.training(config, model)
+    clock = budget.TimeBudget(config.time_budget, config.curve_points)
     history = model.fit(train, epochs=config.epochs,
                         steps_per_epoch=config.log_every, verbose=int(FLAGS.verbose),
-                        callbacks=training_callbacks(config, backup, resuming=done > 0),
+                        callbacks=training_callbacks(config, backup, done > 0, clock),
                         **rl_validation(config, model))
     seconds = time.perf_counter() - start
     model.save(os.path.join(out, "model.keras"))
@@ -271,9 +321,11 @@ def main(argv):
         model.export(os.path.join(out, "saved_model"), verbose=False,
                      preprocess=streams.raw_image_preprocess(config))
 
-    iterations = len(history.epoch) * config.log_every
+    iterations = clock.iterations
     train_figures = {"iterations": config.iterations, "iterations_this_process": iterations,
-                     "seconds": seconds, "seconds_per_iteration": seconds / iterations,
+                     "iterations_run": done * config.log_every + iterations,
+                     "seconds": seconds, "training_seconds": clock.seconds,
+                     "seconds_per_iteration": seconds / iterations,
                      "tasks_per_second": iterations * config.meta_batch_size / seconds}
     if config.rl:
         # Environment steps of meta-training: every task samples before and
@@ -312,6 +364,9 @@ def main(argv):
         "test_by_shots": {str(c.shots): shots_summary for c, shots_summary in by_shots},
         "history": history.history,
     }
+    if config.within_alphabet_trials:
+        payload["within_alphabet"] = trials_error(config, tested)
+        payload["learning_curve"] = learning_curve(config, tested, clock.snapshots)
     report.write_test_summaries(os.path.join(out, "logs"), summary, results, config.iterations)
     payload["figures"] = report.write_figures(out, config, os.path.join(out, "history.csv"),
                                               results)
@@ -323,6 +378,8 @@ def main(argv):
                      report.headline(line_config, line_summary)):
             if line:
                 print(line)
+    if config.within_alphabet_trials:
+        print(report.trials_line(payload["within_alphabet"]))
     print(f"Results, checkpoints and TensorBoard logs: {out}")
 
 
