@@ -39,7 +39,7 @@ SavedModel; adaptation.png plots return against adaptation steps).
 
 Flags left unset take the preset's value, else the dataset's default
 (`keras_meta/cli/presets.py`); a flag that contradicts a preset is an error,
-except --iterations. `--helpfull` lists every flag.
+except --iterations and --time_budget. `--helpfull` lists every flag.
 """
 
 import dataclasses
@@ -66,7 +66,8 @@ _DEFAULT = "default: the preset's, else the dataset's"
 _RUN = run_config.RUN_DEFAULTS
 
 flags.DEFINE_enum("preset", None, list(presets.PRESETS),
-                  "A published protocol; fixes the flags it sets (all but --iterations).")
+                  "A published protocol; fixes the flags it sets (all but --iterations and "
+                  "--time_budget).")
 flags.DEFINE_enum("algorithm", None, list(models.ALGORITHMS), f"What to meta-train ({_DEFAULT}: maml).")
 flags.DEFINE_enum("dataset", None, list(presets.DATASETS),
                   "Episodes: the packaged Omniglot minimal (offline), TFDS Omniglot (downloads "

@@ -1,7 +1,7 @@
 """From command-line values to the settings of one run.
 
 Precedence: a flag given on the command line, then the preset (a given flag
-that contradicts the preset is an error, except `iterations`), then the
+that contradicts the preset is an error, except `presets.OVERRIDABLE`), then the
 dataset's default (`keras_meta.cli.presets`).
 """
 
