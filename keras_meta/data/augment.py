@@ -357,8 +357,8 @@ def augment_episodes(dataset, augmentation, seed=0, start=0):
       augmentation: an `EpisodeAugmentation`.
       seed: int.
       start: the index of the dataset's first batch (resuming): an int, or a
-        scalar integer variable read when iteration begins (as
-        `keras_meta.data.stream.counter`).
+        scalar integer variable (a model's meta-iteration) read when iteration
+        begins.
 
     Returns:
       A `tf.data.Dataset` of the same structure.
