@@ -5,6 +5,7 @@
     python -m keras_meta.train --preset=maml_omniglot_5w1s   # the MAML paper's protocol
     python -m keras_meta.train --preset=maml_sinusoid --iterations=20000
     python -m keras_meta.train --preset=maml_mini_imagenet_5w1s --data_dir=~/tensorflow_datasets
+    python -m keras_meta.train --preset=omniglot_minimal_one_shot   # 10 minutes, one-shot trials
     python -m keras_meta.train --dataset=cifar_fs --algorithm=protonet   # TFDS cifar100
     python -m keras_meta.train --algorithm=leo --global_clipnorm=1.0
     python -m keras_meta.train --dataset=sinusoid --algorithm=finetune --test_shots=5,20

@@ -36,6 +36,8 @@ def recipe(**changes):
     (dict(algorithm="matching", eval_refinement_steps=3), "--eval_refinement_steps"),
     (dict(algorithm="maml", within_alphabet_trials=10), "--within_alphabet_trials"),
     (dict(algorithm="protonet", curve_points=3, within_alphabet_trials=10), "--curve_points"),
+    (dict(algorithm="protonet", time_budget=0.0), "--time_budget"),
+    (dict(algorithm="protonet", curve_points=3, time_budget=60.0), "--curve_points"),
     (dict(preset="omniglot_minimal_one_shot", augment="none"), "--augment"),
     (dict(preset="omniglot_minimal_one_shot", val_tasks=10), "--val_tasks"),
 ])

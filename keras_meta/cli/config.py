@@ -175,6 +175,8 @@ def resolve(values, given):
     for name, default in ONE_SHOT_DEFAULTS.items():
         if settings[name] is None:
             settings[name] = default
+    if settings["time_budget"] is not None and not settings["time_budget"] > 0:
+        raise UsageError(f"--time_budget={settings['time_budget']} must be > 0 seconds")
     rl = dataset in presets.RL_DATASETS
     if rl:
         _check_rl(settings, dataset, values, given)
