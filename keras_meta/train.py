@@ -21,7 +21,8 @@ seen), and logs to TensorBoard and a CSV file. At the end it prints
 the test accuracy (MSE for sinusoids) over `--test_tasks` new tasks as
 mean ± 95% confidence interval, and writes into `--output_dir`:
 
-    results.json          settings, training time, test figures, history
+    results.json          settings, training time, test figures, history (and
+                          within-alphabet trials, learning curve: see below)
     model.keras           the final model (keras.saving.load_model)
     checkpoints/best.keras    the model with the best validation result
     saved_model/          SavedModel: serve(support_x, support_y, query_x)
@@ -37,6 +38,11 @@ runs on --val_tasks tasks (`val_return_k`, best checkpoint by the return
 after --eval_inner_steps steps), and the test reports the return after
 0..--eval_inner_steps adaptation steps on --test_tasks new tasks (no
 SavedModel; adaptation.png plots return against adaptation steps).
+
+On Omniglot, --within_alphabet_trials=N also reports the error on N of
+Lake et al.'s 20-way within-alphabet one-shot trials; --time_budget stops
+meta-training after that many seconds, and --curve_points=K evaluates the
+weights of K evenly spaced times of it on those trials after training.
 
 Flags left unset take the preset's value, else the dataset's default
 (`keras_meta/cli/presets.py`); a flag that contradicts a preset is an error,

@@ -56,6 +56,7 @@ def test_preset_keeps_its_recipe_and_takes_a_shorter_budget():
     assert (config.refinement_steps, config.eval_refinement_steps) == (0, 3)
     assert config.within_alphabet_trials == 1000 and config.export_raw_images
     assert (config.val_tasks, config.image_shape, config.learn_scale) == (0, (28, 28, 1), False)
+    assert set(run_config.AUGMENTATIONS) == {"none", *streams.AUGMENTATIONS}
     long = run_config.from_settings(preset="omniglot_minimal_one_shot_60min")
     assert long.time_budget == 3600
     model = models.build_model(config)
