@@ -46,7 +46,8 @@ weights of K evenly spaced times of it on those trials after training.
 
 Flags left unset take the preset's value, else the dataset's default
 (`keras_meta/cli/presets.py`); a flag that contradicts a preset is an error,
-except --iterations and --time_budget. `--helpfull` lists every flag.
+except --iterations, --time_budget and --within_alphabet_trials. `--helpfull`
+lists every flag.
 """
 
 import dataclasses
@@ -73,8 +74,8 @@ _DEFAULT = "default: the preset's, else the dataset's"
 _RUN = run_config.RUN_DEFAULTS
 
 flags.DEFINE_enum("preset", None, list(presets.PRESETS),
-                  "A published protocol; fixes the flags it sets (all but --iterations and "
-                  "--time_budget).")
+                  "A published protocol; fixes the flags it sets (all but --iterations, "
+                  "--time_budget and --within_alphabet_trials).")
 flags.DEFINE_enum("algorithm", None, list(models.ALGORITHMS), f"What to meta-train ({_DEFAULT}: maml).")
 flags.DEFINE_enum("dataset", None, list(presets.DATASETS),
                   "Episodes: the packaged Omniglot minimal (offline), TFDS Omniglot (downloads "

@@ -20,6 +20,7 @@ from tests.test_train_cli import run_cli
 
 BUDGET = 4  # seconds of training in the preset run
 MAXIMUM = 100000  # its --iterations
+TRIALS = 100  # its --within_alphabet_trials (the preset's 1,000 shortened)
 
 
 def recipe(**changes):
@@ -37,6 +38,7 @@ def recipe(**changes):
     (dict(algorithm="maml", within_alphabet_trials=10), "--within_alphabet_trials"),
     (dict(algorithm="protonet", curve_points=3, within_alphabet_trials=10), "--curve_points"),
     (dict(algorithm="protonet", time_budget=0.0), "--time_budget"),
+    (dict(algorithm="protonet", within_alphabet_trials=1), "--within_alphabet_trials"),
     (dict(algorithm="protonet", curve_points=3, time_budget=60.0), "--curve_points"),
     (dict(preset="omniglot_minimal_one_shot", augment="none"), "--augment"),
     (dict(preset="omniglot_minimal_one_shot", val_tasks=10), "--val_tasks"),
@@ -48,17 +50,18 @@ def test_one_shot_flags_that_do_not_apply_name_the_flag(given, flag):
 
 def test_preset_keeps_its_recipe_and_takes_a_shorter_budget():
     config = run_config.from_settings(preset="omniglot_minimal_one_shot", time_budget=5,
-                                      iterations=20)
+                                      iterations=20, within_alphabet_trials=50)
     assert (config.time_budget, config.iterations, config.log_every) == (5, 20, 2)
+    assert config.within_alphabet_trials == 50
     assert (config.algorithm, config.ways, config.shots, config.query_shots,
             config.meta_batch_size) == ("protonet", 20, 1, 2, 2)
     assert config.train_within_alphabet and config.augment == "characters"
     assert (config.refinement_steps, config.eval_refinement_steps) == (0, 3)
-    assert config.within_alphabet_trials == 1000 and config.export_raw_images
+    assert config.export_raw_images
     assert (config.val_tasks, config.image_shape, config.learn_scale) == (0, (28, 28, 1), False)
     assert set(run_config.AUGMENTATIONS) == {"none", *streams.AUGMENTATIONS}
     long = run_config.from_settings(preset="omniglot_minimal_one_shot_60min")
-    assert long.time_budget == 3600
+    assert (long.time_budget, long.within_alphabet_trials) == (3600, 1000)
     model = models.build_model(config)
     assert isinstance(model, km.ProtoNet) and model.eval_refinement_steps == 3
 
@@ -114,7 +117,8 @@ def test_training_stream_is_within_alphabet_and_distorted_with_a_seed(omniglot_d
 def preset_run(tmp_path_factory, omniglot_data_dir):
     out = tmp_path_factory.mktemp("one_shot")
     result = run_cli("--preset=omniglot_minimal_one_shot", f"--time_budget={BUDGET}",
-                     f"--iterations={MAXIMUM}", "--curve_points=3", "--filters=8",
+                     f"--iterations={MAXIMUM}", f"--within_alphabet_trials={TRIALS}",
+                     "--curve_points=3", "--filters=8",
                      "--test_tasks=4", "--verbose=0", f"--data_dir={omniglot_data_dir}",
                      f"--output_dir={out}")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -146,10 +150,10 @@ def test_time_budget_stops_training_and_records_the_iterations(preset_run):
 def test_within_alphabet_error_is_the_saved_models(preset_run, omniglot_data_dir):
     out, stdout, results = preset_run
     trials = results["within_alphabet"]
-    assert trials["trials"] == 1000
+    assert trials["trials"] == TRIALS
     model = keras.saving.load_model(out / "model.keras")
     assert model.eval_refinement_steps == 3
-    config = recipe(data_dir=omniglot_data_dir)
+    config = recipe(data_dir=omniglot_data_dir, within_alphabet_trials=TRIALS)
     mean, half_width = numpy_mean_ci(numpy_trial_errors(model, config))
     assert trials["error"] == pytest.approx(mean, abs=1e-9)
     assert trials["ci"] == pytest.approx(half_width, rel=1e-6)

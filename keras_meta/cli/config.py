@@ -345,6 +345,8 @@ def _check_one_shot(settings, dataset, given):
         raise UsageError(f"--within_alphabet_trials={settings['within_alphabet_trials']} does "
                          f"not apply to --algorithm={algorithm} (the trials are 20-way; only "
                          f"{', '.join(models.ANY_WAYS)} take any ways at test)")
+    if settings["within_alphabet_trials"] == 1:
+        raise UsageError("--within_alphabet_trials=1 must be 0 or >= 2 (a 95% CI needs two)")
     if settings["augment"] not in AUGMENTATIONS:
         raise UsageError(f"--augment={settings['augment']} must be one of "
                          f"{', '.join(AUGMENTATIONS)}")

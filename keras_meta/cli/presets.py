@@ -2,8 +2,8 @@
 presets reproducing the published protocols.
 
 A preset fixes the protocol values it lists; `iterations` is the paper's
-budget and stays overridable, as does `time_budget` (the one-shot presets'
-wall time of training). Values (MAML paper, Finn et al. 2017):
+budget and stays overridable, as do `time_budget` (the one-shot presets'
+wall time of training) and `within_alphabet_trials` (their evaluation). Values (MAML paper, Finn et al. 2017):
 Omniglot 5-way: inner lr 0.4, 1 inner step (3 at test), meta-batch 32;
 20-way: inner lr 0.1, 5 steps, meta-batch 16; Adam 1e-3; 60,000
 iterations; 15 query examples per class. Sinusoid: K = 10, inner lr 0.01,
@@ -144,4 +144,4 @@ RL_EVAL_TASKS = {"navigation_2d": dict(val_tasks=20, test_tasks=40),
                  "half_cheetah_dir": dict(val_tasks=0, test_tasks=40)}
 
 # Preset values a command line may change without conflicting with the preset.
-OVERRIDABLE = ("iterations", "time_budget")
+OVERRIDABLE = ("iterations", "time_budget", "within_alphabet_trials")
