@@ -5,6 +5,7 @@
     python -m keras_meta.train --preset=maml_omniglot_5w1s   # the MAML paper's protocol
     python -m keras_meta.train --preset=maml_sinusoid --iterations=20000
     python -m keras_meta.train --preset=maml_mini_imagenet_5w1s --data_dir=~/tensorflow_datasets
+    python -m keras_meta.train --preset=omniglot_minimal_one_shot   # 10 minutes, one-shot trials
     python -m keras_meta.train --dataset=cifar_fs --algorithm=protonet   # TFDS cifar100
     python -m keras_meta.train --algorithm=leo --global_clipnorm=1.0
     python -m keras_meta.train --dataset=sinusoid --algorithm=finetune --test_shots=5,20
@@ -20,7 +21,8 @@ seen), and logs to TensorBoard and a CSV file. At the end it prints
 the test accuracy (MSE for sinusoids) over `--test_tasks` new tasks as
 mean ± 95% confidence interval, and writes into `--output_dir`:
 
-    results.json          settings, training time, test figures, history
+    results.json          settings, training time, test figures, history (and
+                          within-alphabet trials, learning curve: see below)
     model.keras           the final model (keras.saving.load_model)
     checkpoints/best.keras    the model with the best validation result
     saved_model/          SavedModel: serve(support_x, support_y, query_x)
@@ -37,9 +39,15 @@ after --eval_inner_steps steps), and the test reports the return after
 0..--eval_inner_steps adaptation steps on --test_tasks new tasks (no
 SavedModel; adaptation.png plots return against adaptation steps).
 
+On Omniglot, --within_alphabet_trials=N also reports the error on N of
+Lake et al.'s 20-way within-alphabet one-shot trials; --time_budget stops
+meta-training after that many seconds, and --curve_points=K evaluates the
+weights of K evenly spaced times of it on those trials after training.
+
 Flags left unset take the preset's value, else the dataset's default
 (`keras_meta/cli/presets.py`); a flag that contradicts a preset is an error,
-except --iterations. `--helpfull` lists every flag.
+except --iterations, --time_budget and --within_alphabet_trials. `--helpfull`
+lists every flag.
 """
 
 import dataclasses
@@ -58,14 +66,16 @@ from keras_meta import evaluation  # noqa: E402
 from keras_meta.algorithms import protonet  # noqa: E402
 from keras_meta.backup import AtomicBackupAndRestore  # noqa: E402
 from keras_meta.cli import config as run_config  # noqa: E402
-from keras_meta.cli import models, presets, report, strategies, streams  # noqa: E402
+from keras_meta import stats as km_stats  # noqa: E402
+from keras_meta.cli import budget, models, presets, report, strategies, streams  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFAULT = "default: the preset's, else the dataset's"
 _RUN = run_config.RUN_DEFAULTS
 
 flags.DEFINE_enum("preset", None, list(presets.PRESETS),
-                  "A published protocol; fixes the flags it sets (all but --iterations).")
+                  "A published protocol; fixes the flags it sets (all but --iterations, "
+                  "--time_budget and --within_alphabet_trials).")
 flags.DEFINE_enum("algorithm", None, list(models.ALGORITHMS), f"What to meta-train ({_DEFAULT}: maml).")
 flags.DEFINE_enum("dataset", None, list(presets.DATASETS),
                   "Episodes: the packaged Omniglot minimal (offline), TFDS Omniglot (downloads "
@@ -146,6 +156,30 @@ flags.DEFINE_bool("export", _RUN["export"],
 flags.DEFINE_bool("export_raw_images", _RUN["export_raw_images"], "The SavedModel's serve "
                   "takes raw images (uint8 [T, N, H, W, C], any size, 1 or 3 channels, as the "
                   "PNGs decode) and preprocesses them as training did (image datasets).")
+flags.DEFINE_bool("train_within_alphabet", None, "Omniglot: training episodes draw their "
+                  "classes from one alphabet, support and queries from distinct drawers "
+                  "(default: false).")
+flags.DEFINE_integer("image_size", None, "Omniglot: side of the images the model sees, the "
+                     "test episodes and the raw-image export's resizing (the PNGs are 105; "
+                     "default: 28).", lower_bound=1)
+flags.DEFINE_enum("augment", None, list(run_config.AUGMENTATIONS), "Omniglot: seeded "
+                  "distortions of the support and query images of training episodes: none, or "
+                  "characters (km.data.augment.characters(); default: none).")
+flags.DEFINE_bool("learn_scale", None, "ProtoNet: learn the logits' scale (default: false).")
+flags.DEFINE_integer("refinement_steps", None, "ProtoNet: soft k-means refinement steps of the "
+                     "prototypes with the queries, in training and at test (default: 0).",
+                     lower_bound=0)
+flags.DEFINE_integer("eval_refinement_steps", None, "ProtoNet: refinement steps outside "
+                     "training (default: --refinement_steps).", lower_bound=0)
+flags.DEFINE_integer("within_alphabet_trials", None, "Omniglot: after training, also evaluate "
+                     "this many of Lake et al.'s 20-way within-alphabet one-shot trials on the "
+                     "test split (protonet, matching, relation; default: 0).", lower_bound=0)
+flags.DEFINE_float("time_budget", None, "Stop meta-training after this many seconds of it "
+                   "(--iterations is then a maximum; default: no budget).", lower_bound=0.0)
+flags.DEFINE_integer("curve_points", None, "With --time_budget and --within_alphabet_trials: "
+                     "keep the weights at this many evenly spaced times of training and, "
+                     "after it, evaluate each on the trials (results.json: learning_curve; "
+                     "default: 0).", lower_bound=0)
 flags.DEFINE_enum("verbose", "1", ["0", "1", "2"],
                   "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.")
 
@@ -177,14 +211,15 @@ def resolved_config():
     return config
 
 
-def training_callbacks(config, backup, resuming):
-    """Throughput, validation, logs, checkpoints and the backup, in the order
-    in which they must see each epoch's logs."""
+def training_callbacks(config, backup, resuming, clock):
+    """Throughput, the time budget (`clock`, a `budget.TimeBudget`),
+    validation, logs, checkpoints and the backup, in the order in which they
+    must see each epoch's logs."""
     out = config.output_dir
     monitor, mode = ("val_accuracy", "max") if config.classification else ("val_loss", "min")
     if config.rl:  # validated by `fit` itself (`rl_validation`)
         monitor, mode = f"val_return_{config.eval_inner_steps}", "max"
-    callbacks = [meta_callbacks.TaskThroughput(config.meta_batch_size)]
+    callbacks = [meta_callbacks.TaskThroughput(config.meta_batch_size), clock]
     if config.val_tasks:
         if not config.rl:
             callbacks.append(meta_callbacks.FewShotEvaluation(
@@ -237,6 +272,29 @@ def rl_test(config, model, out, payload):
     return summary
 
 
+def trials_error(config, model):
+    """`{"error", "ci", "trials"}`: `model`'s error on the within-alphabet
+    trials, mean and 95% half-width over `config.within_alphabet_trials`."""
+    accuracies = evaluation.evaluate_tasks(model, streams.within_alphabet_trials(config),
+                                           config.within_alphabet_trials).accuracy
+    mean, half_width = km_stats.mean_confidence_interval(1.0 - accuracies)
+    return {"error": float(mean), "ci": float(half_width),
+            "trials": config.within_alphabet_trials}
+
+
+def learning_curve(config, model, snapshots):
+    """`[{"seconds", "iterations", "error", "ci", "trials"}]`: each snapshot's
+    weights evaluated on the trials; `model` keeps its own weights."""
+    final = model.get_weights()
+    curve = []
+    for snapshot in snapshots:
+        model.set_weights(snapshot["weights"])
+        curve.append({"seconds": snapshot["seconds"], "iterations": snapshot["iterations"],
+                      **trials_error(config, model)})
+    model.set_weights(final)
+    return curve
+
+
 def main(argv):
     del argv
     if not FLAGS["verbosity"].present:
@@ -261,9 +319,10 @@ def main(argv):
 
     start = time.perf_counter()
     train = labelled[0] if labelled else streams.training(config, model)
+    clock = budget.TimeBudget(config.time_budget, config.curve_points)
     history = model.fit(train, epochs=config.epochs,
                         steps_per_epoch=config.log_every, verbose=int(FLAGS.verbose),
-                        callbacks=training_callbacks(config, backup, resuming=done > 0),
+                        callbacks=training_callbacks(config, backup, done > 0, clock),
                         **rl_validation(config, model))
     seconds = time.perf_counter() - start
     model.save(os.path.join(out, "model.keras"))
@@ -271,9 +330,11 @@ def main(argv):
         model.export(os.path.join(out, "saved_model"), verbose=False,
                      preprocess=streams.raw_image_preprocess(config))
 
-    iterations = len(history.epoch) * config.log_every
+    iterations = clock.iterations
     train_figures = {"iterations": config.iterations, "iterations_this_process": iterations,
-                     "seconds": seconds, "seconds_per_iteration": seconds / iterations,
+                     "iterations_run": done * config.log_every + iterations,
+                     "seconds": seconds, "training_seconds": clock.seconds,
+                     "seconds_per_iteration": seconds / iterations,
                      "tasks_per_second": iterations * config.meta_batch_size / seconds}
     if config.rl:
         # Environment steps of meta-training: every task samples before and
@@ -312,6 +373,9 @@ def main(argv):
         "test_by_shots": {str(c.shots): shots_summary for c, shots_summary in by_shots},
         "history": history.history,
     }
+    if config.within_alphabet_trials:
+        payload["within_alphabet"] = trials_error(config, tested)
+        payload["learning_curve"] = learning_curve(config, tested, clock.snapshots)
     report.write_test_summaries(os.path.join(out, "logs"), summary, results, config.iterations)
     payload["figures"] = report.write_figures(out, config, os.path.join(out, "history.csv"),
                                               results)
@@ -323,6 +387,8 @@ def main(argv):
                      report.headline(line_config, line_summary)):
             if line:
                 print(line)
+    if config.within_alphabet_trials:
+        print(report.trials_line(payload["within_alphabet"]))
     print(f"Results, checkpoints and TensorBoard logs: {out}")
 
 

@@ -78,8 +78,34 @@ def test_fit_moves_the_learned_scale_and_saving_keeps_it(tmp_path):
                                model.predict(inputs, verbose=0), rtol=1e-6, atol=1e-6)
 
 
+def test_eval_refinement_steps_refine_only_outside_training():
+    inputs, query_y = episode(tasks=2, ways=3, shots=2, queries=3)
+    model = km.ProtoNet(dense_embedding(), refinement_steps=0, eval_refinement_steps=3,
+                        scale=0.5)
+    refined = km.ProtoNet(model.embedding, refinement_steps=3, scale=0.5)
+    np.testing.assert_allclose(model.predict(inputs, verbose=0),
+                               refined.predict(inputs, verbose=0), rtol=1e-6, atol=1e-6)
+    support, query = embed(model, inputs["support_x"]), embed(model, inputs["query_x"])
+    losses = []
+    for t in range(2):  # NumPy's crossentropy with the unrefined prototypes
+        prototypes = numpy_prototypes(support[t], inputs["support_y"][t], 3)
+        logits = -0.5 * ((query[t][:, None, :] - prototypes[None]) ** 2).sum(-1)
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        losses.append(-log_p[np.arange(len(query_y[t])), query_y[t]])
+    training_loss = CROSSENTROPY(query_y, model(inputs, training=True))
+    np.testing.assert_allclose(float(training_loss), np.mean(losses), rtol=1e-5)
+    eval_loss = CROSSENTROPY(query_y, model(inputs, training=False))
+    assert abs(float(eval_loss) - float(training_loss)) > 1e-4  # refined outside training
+    config = model.get_config()
+    assert (config["refinement_steps"], config["eval_refinement_steps"]) == (0, 3)
+    assert km.ProtoNet(dense_embedding(), refinement_steps=2).eval_refinement_steps == 2
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(learn_scale=1), "learn_scale"),
+    (dict(eval_refinement_steps=-1), "eval_refinement_steps"),
+    (dict(eval_refinement_steps=2.0), "eval_refinement_steps"),
     (dict(refinement_steps=-1), "refinement_steps"),
     (dict(refinement_steps=1.5), "refinement_steps"),
 ])

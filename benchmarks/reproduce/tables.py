@@ -189,12 +189,14 @@ def _seed_row(seed_runs, columns):
 TABLES = {"sinusoid": sinusoid_table, "omniglot": omniglot_table}
 
 
-def replace_section(text, name, content):
-    """`text` with what stands between the markers of `name` replaced by `content`."""
-    pattern = re.compile(rf"(<!-- reproduce:{name} -->\n).*?(<!-- /reproduce:{name} -->)", re.S)
+def replace_section(text, name, content, prefix="reproduce"):
+    """`text` with what stands between the markers `<!-- PREFIX:NAME -->` and
+    `<!-- /PREFIX:NAME -->` replaced by `content`."""
+    marker = f"{prefix}:{name}"
+    pattern = re.compile(rf"(<!-- {marker} -->\n).*?(<!-- /{marker} -->)", re.S)
     if len(pattern.findall(text)) != 1:
-        raise ValueError(f"expected one '<!-- reproduce:{name} -->' ... "
-                         f"'<!-- /reproduce:{name} -->' pair of markers")
+        raise ValueError(f"expected one '<!-- {marker} -->' ... '<!-- /{marker} -->' pair of "
+                         "markers")
     return pattern.sub(lambda match: f"{match.group(1)}{content}\n{match.group(2)}", text)
 
 

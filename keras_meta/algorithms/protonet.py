@@ -37,6 +37,9 @@ class ProtoNet(metric.MetricModel):
         of its support embeddings and the queries weighted by `p(k | q)`,
         `(Σ_s f(s) + Σ_q p(k | q) f(q)) / (n_k + Σ_q p(k | q))`. 0 (default):
         support means alone. Predictions then depend on the whole query set.
+      eval_refinement_steps: refinement steps outside training (`evaluate`,
+        `predict`, `call` with `training=False`); None (default): the same
+        as `refinement_steps` (as MAML's `eval_inner_steps`).
 
     Inputs are episode dicts; outputs are logits `[T, Q, ways]`.
 
@@ -54,7 +57,7 @@ class ProtoNet(metric.MetricModel):
     """
 
     def __init__(self, embedding, distance=DISTANCES[0], scale=None, learn_scale=False,
-                 refinement_steps=0, **kwargs):
+                 refinement_steps=0, eval_refinement_steps=None, **kwargs):
         if distance not in DISTANCES:
             raise ValueError(f"`distance` must be one of {DISTANCES}; received {distance!r}.")
         if scale is None:
@@ -63,11 +66,15 @@ class ProtoNet(metric.MetricModel):
             raise ValueError(f"`scale` must be a number > 0; received {scale!r}.")
         arguments.check_bool("learn_scale", learn_scale)
         arguments.check_int("refinement_steps", refinement_steps, minimum=0)
+        arguments.check_int("eval_refinement_steps", eval_refinement_steps, minimum=0,
+                            allow_none=True)
         super().__init__(embedding, **kwargs)
         self.distance = distance
         self.scale = float(scale)
         self.learn_scale = learn_scale
         self.refinement_steps = refinement_steps
+        self.eval_refinement_steps = (refinement_steps if eval_refinement_steps is None
+                                      else eval_refinement_steps)
         if learn_scale:
             self.log_scale = self.add_weight(
                 shape=(), name="log_scale", dtype=self.variable_dtype,
@@ -111,10 +118,12 @@ class ProtoNet(metric.MetricModel):
         support = embedding_model.flatten_examples(support)
         query = embedding_model.flatten_examples(query)
         prototypes = self.prototypes(support, support_y)
-        for _ in range(self.refinement_steps):
+        steps = self.refinement_steps if training else self.eval_refinement_steps
+        for _ in range(steps):
             prototypes = self.refined(prototypes, support, support_y, query)
         return self.logits(query, prototypes)
 
     def get_config(self):
         return {**super().get_config(), "distance": self.distance, "scale": self.scale,
-                "learn_scale": self.learn_scale, "refinement_steps": self.refinement_steps}
+                "learn_scale": self.learn_scale, "refinement_steps": self.refinement_steps,
+                "eval_refinement_steps": self.eval_refinement_steps}

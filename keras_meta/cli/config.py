@@ -1,7 +1,7 @@
 """From command-line values to the settings of one run.
 
 Precedence: a flag given on the command line, then the preset (a given flag
-that contradicts the preset is an error, except `iterations`), then the
+that contradicts the preset is an error, except `presets.OVERRIDABLE`), then the
 dataset's default (`keras_meta.cli.presets`).
 """
 
@@ -12,15 +12,26 @@ import dataclasses
 from keras_meta.cli import models, presets
 from keras_meta.data import benchmarks as km_benchmarks
 
+# The one-shot recipe's settings (presets may set them) and their values when
+# neither a flag nor the preset gives one (image_size None: the dataset's).
+ONE_SHOT_DEFAULTS = dict(train_within_alphabet=False, image_size=None, augment="none",
+                         learn_scale=False, refinement_steps=0, eval_refinement_steps=None,
+                         within_alphabet_trials=0, time_budget=None, curve_points=0)
+ONE_SHOT = tuple(ONE_SHOT_DEFAULTS)
+# Which of them apply only to Omniglot's episodes, only to ProtoNet.
+OMNIGLOT_ONLY = ("train_within_alphabet", "image_size", "augment", "within_alphabet_trials")
+PROTONET_ONLY = ("learn_scale", "refinement_steps", "eval_refinement_steps")
+AUGMENTATIONS = ("none", "characters")
 # Settings that presets and dataset defaults provide.
 PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inner_lr",
             "inner_steps", "eval_inner_steps", "first_order", "learning_rate", "iterations",
-            "trajectories", "horizon", "max_kl", "train_ways")
+            "trajectories", "horizon", "max_kl", "train_ways", *ONE_SHOT)
 # The settings only meta-RL datasets read, and those they do not read.
 RL_ONLY = ("trajectories", "horizon", "max_kl")
 NOT_RL = ("ways", "train_ways", "shots", "query_shots", "learning_rate", "recompute_inner_steps",
           "data_dir", "filters", "backbone", "distance", "global_clipnorm", "test_shots", "export",
-          "export_raw_images", "dtype_policy", "strategy", "cpu_devices")
+          "export_raw_images", "dtype_policy", "strategy", "cpu_devices", *OMNIGLOT_ONLY,
+          *PROTONET_ONLY, "curve_points")
 INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
 # The other flags' defaults (None: derived, see `resolve`).
 RUN_DEFAULTS = dict(preset=None, dataset=None, log_every=None, seed=0, output_dir=None,
@@ -75,6 +86,20 @@ class Config:
     train_ways: int | None = None
     # The embedding network of ProtoNet and MatchingNet (`models.BACKBONES`).
     backbone: str = "conv4"
+    # The one-shot recipe (Omniglot; `ONE_SHOT_DEFAULTS`): training episodes
+    # within one alphabet, the images' side (None: 28), the training
+    # episodes' distortions, ProtoNet's learned scale and refinement steps,
+    # the within-alphabet trials after training, the training time budget in
+    # seconds (None: none) and the learning curve's points under it.
+    train_within_alphabet: bool = False
+    image_size: int | None = None
+    augment: str = "none"
+    learn_scale: bool = False
+    refinement_steps: int = 0
+    eval_refinement_steps: int | None = None
+    within_alphabet_trials: int = 0
+    time_budget: float | None = None
+    curve_points: int = 0
 
     @property
     def rl(self):
@@ -96,7 +121,12 @@ class Config:
         if self.benchmark:
             size = km_benchmarks.IMAGE_SIZES[self.dataset]
             return (size, size, 3)
-        return (28, 28, 1)
+        return (self.omniglot_size, self.omniglot_size, 1)
+
+    @property
+    def omniglot_size(self):
+        """The side of Omniglot's images: `image_size`, else the MAML protocol's 28."""
+        return self.image_size or 28
 
     @property
     def gradient_based(self):
@@ -142,11 +172,17 @@ def resolve(values, given):
         if name not in given:
             value = protocol.get(name, defaults.get(name))
         settings[name] = value
+    for name, default in ONE_SHOT_DEFAULTS.items():
+        if settings[name] is None:
+            settings[name] = default
+    if settings["time_budget"] is not None and not settings["time_budget"] > 0:
+        raise UsageError(f"--time_budget={settings['time_budget']} must be > 0 seconds")
     rl = dataset in presets.RL_DATASETS
     if rl:
         _check_rl(settings, dataset, values, given)
     else:
         _check_applicable(settings, dataset, given)
+        _check_one_shot(settings, dataset, given)
     filters = _preset_value("filters", values, given, protocol, preset)
     backbone = _backbone(values, given, protocol, preset, settings["algorithm"])
     distance = values["distance"]
@@ -165,7 +201,8 @@ def resolve(values, given):
         raise UsageError(f"--iterations={settings['iterations']} must be a multiple of "
                          f"--log_every={log_every}")
     name = preset or f"{settings['algorithm']}_{dataset}"
-    tasks = {key: values[key] for key in ("val_tasks", "test_tasks")}
+    tasks = {"val_tasks": _preset_value("val_tasks", values, given, protocol, preset),
+             "test_tasks": values["test_tasks"]}
     if rl:  # the meta-RL datasets' own defaults
         tasks.update({key: value for key, value in presets.RL_EVAL_TASKS[dataset].items()
                       if key not in given})
@@ -174,7 +211,8 @@ def resolve(values, given):
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
         filters=filters, backbone=backbone, distance=distance, global_clipnorm=values["global_clipnorm"],
         test_shots=_test_shots(values["test_shots"]),
-        export=values["export"] and not rl, export_raw_images=values["export_raw_images"],
+        export=values["export"] and not rl,
+        export_raw_images=_preset_value("export_raw_images", values, given, protocol, preset),
         recompute_inner_steps=values["recompute_inner_steps"],
         dtype_policy=values["dtype_policy"], **tasks, **settings)
 
@@ -287,6 +325,36 @@ def _check_rl(settings, dataset, values, given):
                              "(meta-RL: MAML-RL's policy, TRPO outer step)")
     if "first_order" in given and algorithm == "fomaml" and not settings["first_order"]:
         raise UsageError("--first_order=false contradicts --algorithm=fomaml")
+
+
+def _check_one_shot(settings, dataset, given):
+    """The one-shot recipe's flags: Omniglot's, ProtoNet's, the budget's."""
+    algorithm = settings["algorithm"]
+    for name in OMNIGLOT_ONLY:
+        if name in given and not dataset.startswith("omniglot"):
+            raise UsageError(f"--{name}={settings[name]} does not apply to --dataset={dataset} "
+                             "(only to omniglot_minimal and omniglot)")
+        if name in given and algorithm == "finetune" and name != "within_alphabet_trials":
+            raise UsageError(f"--{name}={settings[name]} does not apply to --algorithm=finetune "
+                             "(it trains on labelled batches, not episodes)")
+    for name in PROTONET_ONLY:
+        if name in given and algorithm != "protonet":
+            raise UsageError(f"--{name}={settings[name]} does not apply to "
+                             f"--algorithm={algorithm} (only to protonet)")
+    if settings["within_alphabet_trials"] and algorithm not in models.ANY_WAYS:
+        raise UsageError(f"--within_alphabet_trials={settings['within_alphabet_trials']} does "
+                         f"not apply to --algorithm={algorithm} (the trials are 20-way; only "
+                         f"{', '.join(models.ANY_WAYS)} take any ways at test)")
+    if settings["within_alphabet_trials"] == 1:
+        raise UsageError("--within_alphabet_trials=1 must be 0 or >= 2 (a 95% CI needs two)")
+    if settings["augment"] not in AUGMENTATIONS:
+        raise UsageError(f"--augment={settings['augment']} must be one of "
+                         f"{', '.join(AUGMENTATIONS)}")
+    if settings["curve_points"] and not (settings["time_budget"]
+                                         and settings["within_alphabet_trials"]):
+        raise UsageError(f"--curve_points={settings['curve_points']} needs --time_budget and "
+                         "--within_alphabet_trials (points at even times of the budget, "
+                         "evaluated on the trials)")
 
 
 def _default_log_every(iterations):

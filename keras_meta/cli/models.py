@@ -164,8 +164,10 @@ def _gradient_based(config):
 
 def _classifier(config):
     if config.algorithm == "protonet":
-        return km.ProtoNet(_embedding(config),
-                           distance=config.distance)
+        return km.ProtoNet(_embedding(config), distance=config.distance,
+                           learn_scale=config.learn_scale,
+                           refinement_steps=config.refinement_steps,
+                           eval_refinement_steps=config.eval_refinement_steps)
     if config.algorithm == "matching":
         return km.MatchingNet(_embedding(config))
     if config.algorithm == "relation":

@@ -2,7 +2,8 @@
 presets reproducing the published protocols.
 
 A preset fixes the protocol values it lists; `iterations` is the paper's
-budget and stays overridable. Values (MAML paper, Finn et al. 2017):
+budget and stays overridable, as do `time_budget` (the one-shot presets'
+wall time of training) and `within_alphabet_trials` (their evaluation). Values (MAML paper, Finn et al. 2017):
 Omniglot 5-way: inner lr 0.4, 1 inner step (3 at test), meta-batch 32;
 20-way: inner lr 0.1, 5 steps, meta-batch 16; Adam 1e-3; 60,000
 iterations; 15 query examples per class. Sinusoid: K = 10, inner lr 0.01,
@@ -86,6 +87,19 @@ def _protonet_mini_imagenet(shots):
                 learning_rate=1e-3, iterations=20000)
 
 
+def _omniglot_minimal_one_shot(seconds):
+    # The strongest measured recipe for Lake et al.'s 20-way within-alphabet one-shot trials
+    # (README, "Omniglot minimal, within-alphabet one-shot trials"): ProtoNet on 20-way 1-shot
+    # training episodes within one alphabet, meta-batch 2, 2 queries per class, characters()
+    # distortions, 3 refinement steps at test; trained for `seconds` of wall time (the
+    # iterations are a maximum), no validation (it would spend the budget).
+    return dict(algorithm="protonet", dataset="omniglot_minimal", ways=20, shots=1,
+                query_shots=2, meta_batch_size=2, learning_rate=1e-3, iterations=1_000_000,
+                train_within_alphabet=True, augment="characters", eval_refinement_steps=3,
+                within_alphabet_trials=1000, time_budget=seconds, val_tasks=0,
+                export_raw_images=True)
+
+
 PRESETS = {
     **{f"{algorithm}_omniglot_{ways}w{shots}s": _omniglot(ways, shots, algorithm)
        for algorithm in ("maml", "fomaml") for ways in (5, 20) for shots in (1, 5)},
@@ -98,6 +112,8 @@ PRESETS = {
         inner_lr=0.01, inner_steps=1, eval_inner_steps=10, first_order=False,
         learning_rate=1e-3, iterations=70000,
     ),
+    "omniglot_minimal_one_shot": _omniglot_minimal_one_shot(600),
+    "omniglot_minimal_one_shot_60min": _omniglot_minimal_one_shot(3600),
     "maml_navigation_2d": _maml_rl("navigation_2d", 20, 100, 100),
     "maml_half_cheetah_vel": _maml_rl("half_cheetah_vel", 40, 200, 500),
     "maml_half_cheetah_dir": _maml_rl("half_cheetah_dir", 40, 200, 500),
@@ -128,4 +144,4 @@ RL_EVAL_TASKS = {"navigation_2d": dict(val_tasks=20, test_tasks=40),
                  "half_cheetah_dir": dict(val_tasks=0, test_tasks=40)}
 
 # Preset values a command line may change without conflicting with the preset.
-OVERRIDABLE = ("iterations",)
+OVERRIDABLE = ("iterations", "time_budget", "within_alphabet_trials")

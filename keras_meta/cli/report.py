@@ -55,6 +55,13 @@ def rl_test_summary(config, returns):
     return summary
 
 
+def trials_line(trials):
+    """One line: the error on Lake et al.'s within-alphabet one-shot trials
+    (`trials`: `{"error", "ci", "trials"}`), mean ± 95% CI."""
+    return (f"20-way within-alphabet one-shot error over {trials['trials']} trials of the test "
+            f"split: {100 * trials['error']:.2f}% ± {100 * trials['ci']:.2f}% (95% CI)")
+
+
 def headline(config, summary):
     """One line: the test metric, mean ± 95% CI, and what it was measured on."""
     if config.rl:

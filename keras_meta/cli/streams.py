@@ -10,12 +10,16 @@ split is the family's `sample_tasks` at the stateless seed `[seed, i]`, as
 meta-batch of episodes holds.
 """
 
+import functools
+
 import tensorflow as tf
 
 import keras_meta as km
 from keras_meta.data import stream as stream_lib
 
 EVAL_TASKS_PER_BATCH = 20
+TRIAL_WAYS = 20  # Lake et al.'s within-alphabet one-shot trials
+AUGMENTATIONS = {"characters": km.data.augment.characters}
 SEED_OFFSETS = {"train": 0, "test": 1, "validation": 2}
 
 
@@ -36,7 +40,19 @@ def episodes(config, split, meta_batch_size=EVAL_TASKS_PER_BATCH, start=0):
     return km.data.omniglot_episodes(
         split, ways=ways, shots=config.shots, query_shots=config.query_shots,
         meta_batch_size=meta_batch_size, seed=seed, source=config.dataset,
-        data_dir=config.data_dir, start=start)
+        data_dir=config.data_dir, start=start, image_size=config.omniglot_size,
+        within_alphabet=split == "train" and config.train_within_alphabet)
+
+
+def within_alphabet_trials(config):
+    """Lake et al.'s one-shot trials on the test split: 20 characters of one
+    alphabet (Tagalog's 17, padded), one drawer's drawing of each as support
+    and another's as queries; batches of `EVAL_TASKS_PER_BATCH` trials with
+    images `[T, 20, size, size, 1]`."""
+    return km.data.omniglot_episodes(
+        "test", ways=TRIAL_WAYS, shots=1, query_shots=1, meta_batch_size=EVAL_TASKS_PER_BATCH,
+        seed=config.seed + SEED_OFFSETS["test"], source=config.dataset,
+        data_dir=config.data_dir, image_size=config.omniglot_size, within_alphabet=True)
 
 
 def training(config, model):
@@ -46,7 +62,12 @@ def training(config, model):
     if config.rl:
         return rl_tasks(config, model.family, "train", config.meta_batch_size,
                         start=model.optimizer.iterations)
-    return episodes(config, "train", config.meta_batch_size, start=model.optimizer.iterations)
+    train = episodes(config, "train", config.meta_batch_size, start=model.optimizer.iterations)
+    if config.augment == "none":
+        return train
+    augmentation = km.data.augment.EpisodeAugmentation(AUGMENTATIONS[config.augment](), "both")
+    return km.data.augment.augment_episodes(train, augmentation, seed=config.seed,
+                                            start=model.optimizer.iterations)
 
 
 def rl_tasks(config, family, split, meta_batch_size, start=0):
@@ -88,4 +109,4 @@ def raw_image_preprocess(config):
         return None
     if config.benchmark:
         return km.data.benchmark_preprocess(config.dataset, data_dir=config.data_dir)
-    return km.data.omniglot_preprocess
+    return functools.partial(km.data.omniglot_preprocess, image_size=config.omniglot_size)

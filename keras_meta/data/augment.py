@@ -25,6 +25,7 @@ import math
 import tensorflow as tf
 
 from keras_meta import arguments, episode
+from keras_meta.data import stream
 
 
 def _split(key, count):
@@ -355,7 +356,9 @@ def augment_episodes(dataset, augmentation, seed=0, start=0):
       dataset: a `tf.data.Dataset` of episodes.
       augmentation: an `EpisodeAugmentation`.
       seed: int.
-      start: the index of the dataset's first batch (resuming).
+      start: the index of the dataset's first batch (resuming): an int, or a
+        scalar integer variable (a model's meta-iteration) read when iteration
+        begins.
 
     Returns:
       A `tf.data.Dataset` of the same structure.
@@ -372,13 +375,12 @@ def augment_episodes(dataset, augmentation, seed=0, start=0):
         raise TypeError("`augmentation` must be a km.data.augment.EpisodeAugmentation; "
                         f"received {type(augmentation).__name__}.")
     arguments.check_int("seed", seed)
-    arguments.check_int("start", start, minimum=0)
 
     def augment(index, element):
         inputs, query_y = element
-        key = tf.random.experimental.stateless_fold_in(
-            tf.constant([seed, 0], tf.int64), tf.cast(index, tf.int64) + start)
+        key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), index)
         return augmentation(inputs, key), query_y
 
-    return dataset.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE,
-                                   deterministic=True)
+    indices = stream.counter(start)
+    return tf.data.Dataset.zip((indices, dataset)).map(
+        augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

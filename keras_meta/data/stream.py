@@ -47,18 +47,23 @@ def counter_stream(batch, start=0):
       An infinite dataset, mapped in parallel (a call per core), deterministic,
       prefetched, without autotuning.
     """
+    return without_autotune(counter(start)
+                            .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                            .prefetch(tf.data.AUTOTUNE))
+
+
+def counter(start):
+    """int64 indices `start, start + 1, ...`; `start` is an int >= 0 or a
+    scalar integer variable read when iteration begins (a resumed run's
+    meta-iteration)."""
     if isinstance(start, (keras.Variable, tf.Variable)):
         if not tf.as_dtype(start.dtype).is_integer or tuple(start.shape) != ():
             raise ValueError(f"`start` must be a scalar integer variable; received {start!r}.")
         # flat_map builds the counter when iteration begins, reading `start` then.
-        indices = tf.data.Dataset.from_tensors(0).flat_map(
+        return tf.data.Dataset.from_tensors(0).flat_map(
             lambda _: tf.data.Dataset.counter(start=tf.cast(tf.convert_to_tensor(start), tf.int64)))
-    else:
-        arguments.check_int("start", start, minimum=0)
-        indices = tf.data.Dataset.counter(start=start)
-    return without_autotune(indices
-                            .map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                            .prefetch(tf.data.AUTOTUNE))
+    arguments.check_int("start", start, minimum=0)
+    return tf.data.Dataset.counter(start=start)
 
 
 def without_autotune(dataset):

@@ -1,0 +1,171 @@
+"""Ablation of the Omniglot minimal one-shot recipe (the
+`omniglot_minimal_one_shot` preset of `python -m keras_meta.train`).
+
+Runs the recipe once as it is and once with each ingredient removed in turn
+(within-alphabet training episodes → the usual 20-way episodes; distortions
+→ none; test-time refinement → none), each a CLI process of its own with
+the same time budget and seed, and collects their results.json into
+benchmarks/results/one_shot_ablation.json. The recipe's flags are written
+out here, not taken from `--preset`, so that one can be removed.
+
+    python -m benchmarks.one_shot_ablation                  # four runs of --time_budget each
+    python -m benchmarks.one_shot_ablation --table          # rewrite README.md's tables
+    python -m benchmarks.one_shot_ablation --table --check  # exit 1 if they are out of date
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from benchmarks.reproduce import tables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "one_shot_ablation.json")
+README = os.path.join(ROOT, "README.md")
+NOT_RUN = tables.NOT_RUN
+CURVE_POINTS = 10
+# The preset's settings (keras_meta/cli/presets.py), as flags.
+RECIPE = dict(algorithm="protonet", dataset="omniglot_minimal", ways=20, shots=1,
+              query_shots=2, meta_batch_size=2, learning_rate=1e-3, iterations=1_000_000,
+              train_within_alphabet=True, augment="characters", eval_refinement_steps=3,
+              within_alphabet_trials=1000, val_tasks=0, export_raw_images=True)
+# Each run: (name, what it changes in the recipe, its row's label).
+RUNS = (
+    ("recipe", {}, "the recipe"),
+    ("no_within_alphabet_training", dict(train_within_alphabet=False),
+     "− within-alphabet training (usual 20-way episodes)"),
+    ("no_distortions", dict(augment="none"), "− distortions (`--augment=none`)"),
+    ("no_refinement", dict(eval_refinement_steps=0), "− test-time refinement"),
+)
+
+
+def flags(settings):
+    """`{flag: value}` → command-line flags (`--name=value`, booleans as
+    `--name` / `--noname`)."""
+    out = []
+    for name, value in settings.items():
+        if isinstance(value, bool):
+            out.append(f"--{name}" if value else f"--no{name}")
+        else:
+            out.append(f"--{name}={value}")
+    return out
+
+
+def run(name, changes, time_budget, seed, output_dir):
+    """Trains and tests one variant in its own process; its results.json."""
+    out = os.path.join(output_dir, name)
+    command = [sys.executable, "-m", "keras_meta.train",
+               *flags({**RECIPE, **changes, "time_budget": time_budget, "seed": seed,
+                       "curve_points": CURVE_POINTS, "output_dir": out, "verbose": "0"})]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as file:
+        results = json.load(file)
+    return {"flags": command[3:], "within_alphabet": results["within_alphabet"],
+            "test": {key: results["test"][key] for key in ("test_accuracy", "test_accuracy_ci")},
+            "train": {key: results["train"][key] for key in ("iterations_run",
+                                                             "training_seconds")},
+            "learning_curve": results["learning_curve"]}
+
+
+def percent(mean, half_width):
+    return f"{100 * mean:.2f}% ± {100 * half_width:.2f}%"
+
+
+def ablation_table(ablation):
+    """The README's ablation table from the JSON `ablation` (None: nothing run)."""
+    runs = (ablation or {}).get("runs", {})
+    rows = []
+    for name, _, label in RUNS:
+        result = runs.get(name)
+        if result is None:
+            rows.append([label, NOT_RUN, NOT_RUN, NOT_RUN])
+            continue
+        test = result["test"]
+        rows.append([label, percent(result["within_alphabet"]["error"],
+                                    result["within_alphabet"]["ci"]),
+                     percent(1 - test["test_accuracy"], test["test_accuracy_ci"]),
+                     f"{result['train']['iterations_run']:,}"])
+    iterations = "meta-iterations"
+    if ablation:
+        iterations += f" ({ablation['time_budget'] / 60:g} min, seed {ablation['seed']})"
+    return tables.markdown(["run", "within-alphabet error, 1,000 trials",
+                            "usual 20-way 1-shot error", iterations], rows)
+
+
+def curve_table(ablation):
+    """The README's learning-curve table of the recipe run."""
+    recipe = (ablation or {}).get("runs", {}).get("recipe")
+    header = ["training time", "meta-iterations", "within-alphabet error, 1,000 trials"]
+    if recipe is None:
+        return tables.markdown(header, [[NOT_RUN, NOT_RUN, NOT_RUN]])
+    return tables.markdown(header, [
+        [f"{point['seconds'] / 60:.1f} min", f"{point['iterations']:,}",
+         percent(point["error"], point["ci"])] for point in recipe["learning_curve"]])
+
+
+def regenerate(text, ablation):
+    """`text` (a README) with both tables regenerated from `ablation`."""
+    text = tables.replace_section(text, "ablation", ablation_table(ablation), prefix="one_shot")
+    return tables.replace_section(text, "curve", curve_table(ablation), prefix="one_shot")
+
+
+def load(path):
+    """The stored ablation, or None if it has not run."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def write_tables(parser, args):
+    """--table: rewrite the README's tables, or with --check exit 1 if stale."""
+    with open(args.readme, encoding="utf-8") as file:
+        text = file.read()
+    try:
+        new = regenerate(text, load(args.results))
+    except ValueError as error:
+        parser.error(f"--readme={args.readme}: {error}")
+    if args.check:
+        if new != text:
+            print(f"{args.readme}: one-shot tables out of date; run "
+                  "python -m benchmarks.one_shot_ablation --table")
+            sys.exit(1)
+        return
+    with open(args.readme, "w", encoding="utf-8") as file:
+        file.write(new)
+    print(f"{args.readme}: one-shot tables regenerated from {args.results}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time_budget", type=float, default=600,
+                        help="Seconds of training of each run (the preset's 600).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every run.")
+    parser.add_argument("--output_dir", default=os.path.join(ROOT, "runs", "one_shot_ablation"),
+                        help="Where each run writes (a folder per run).")
+    parser.add_argument("--results", default=RESULTS, help="The collected JSON.")
+    parser.add_argument("--table", action="store_true",
+                        help="Run nothing; regenerate the README's tables from --results.")
+    parser.add_argument("--check", action="store_true",
+                        help="With --table: write nothing; exit 1 if the tables are out of date.")
+    parser.add_argument("--readme", default=README, help="The file whose tables are rewritten.")
+    args = parser.parse_args(argv)
+    if args.check and not args.table:
+        parser.error("--check needs --table")
+    if args.table:
+        write_tables(parser, args)
+        return
+    ablation = {"time_budget": args.time_budget, "seed": args.seed, "runs": {}}
+    for name, changes, _ in RUNS:
+        ablation["runs"][name] = run(name, changes, args.time_budget, args.seed, args.output_dir)
+        os.makedirs(os.path.dirname(args.results), exist_ok=True)
+        with open(args.results, "w", encoding="utf-8") as file:
+            json.dump(ablation, file, indent=2)
+    print(f"{args.results}: {len(RUNS)} runs")
+
+
+if __name__ == "__main__":
+    main()
