@@ -33,6 +33,9 @@ FAKE = {
             "test": {"test_accuracy": 0.655, "test_accuracy_ci": 0.0091},
             "train": {"iterations_run": 15000, "training_seconds": 600.1},
             "learning_curve": []},
+        "no_refinement": {
+            "within_alphabet": {"error": 0.2911, "ci": 0.0125, "trials": 1000},
+            "test": {"test_accuracy": 0.6901, "test_accuracy_ci": 0.0092}},
     },
 }
 
@@ -43,8 +46,8 @@ def test_runs_are_the_preset_with_one_ingredient_removed():
     assert ablation.RECIPE == preset
     removed = {name: changes for name, changes, _ in ablation.RUNS}
     assert removed == {"recipe": {}, "no_within_alphabet_training": {"train_within_alphabet": False},
-                       "no_distortions": {"augment": "none"},
-                       "no_refinement": {"eval_refinement_steps": 0}}
+                       "no_distortions": {"augment": "none"}}
+    assert preset["eval_refinement_steps"] > 0  # the refinement row tests the recipe without it
     assert ablation.flags({"augment": "none", "export_raw_images": True,
                            "train_within_alphabet": False}) == [
         "--augment=none", "--export_raw_images", "--notrain_within_alphabet"]
@@ -67,7 +70,7 @@ def test_tables_hold_the_json_numbers_and_not_run(tmp_path):
         ["the recipe", "25.34% ± 1.21%", "29.88% ± 0.89%", "12,345"],
         [ablation.RUNS[1][2], "not run", "not run", "not run"],
         [ablation.RUNS[2][2], "31.01% ± 1.30%", "34.50% ± 0.91%", "15,000"],
-        [ablation.RUNS[3][2], "not run", "not run", "not run"]]
+        [ablation.NO_REFINEMENT[1], "29.11% ± 1.25%", "30.99% ± 0.92%", "12,345 (the recipe's)"]]
     assert "meta-iterations (10 min, seed 3)" in text and "stale" not in text
     assert rows(text, "curve") == [["1.0 min", "1,200", "50.00% ± 2.00%"],
                                    ["10.0 min", "12,345", "25.34% ± 1.21%"]]
