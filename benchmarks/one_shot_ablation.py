@@ -7,10 +7,12 @@ Runs the recipe once as it is and once with each ingredient removed in turn
 and collects their results.json into
 benchmarks/results/one_shot_ablation.json. Test-time refinement changes
 nothing in training, so its row is the recipe's own model evaluated on the
-same trials without it. The recipe's flags are written out here, not taken
-from `--preset`, so that one can be removed.
+same trials without it. Candidate ingredients (`ADDITIONS`) run on request,
+each added alone to the recipe. The recipe's flags are written out here, not
+taken from `--preset`, so that one can be removed.
 
     python -m benchmarks.one_shot_ablation                  # three runs of --time_budget each
+    python -m benchmarks.one_shot_ablation --only=cosine_schedule  # add a candidate's run
     python -m benchmarks.one_shot_ablation --table          # rewrite README.md's tables
     python -m benchmarks.one_shot_ablation --table --check  # exit 1 if they are out of date
 """
@@ -39,6 +41,11 @@ RUNS = (
     ("no_within_alphabet_training", dict(train_within_alphabet=False),
      "− within-alphabet training (usual 20-way episodes)"),
     ("no_distortions", dict(augment="none"), "− distortions (`--augment=none`)"),
+)
+# Candidate ingredients, each added alone to the recipe: (name, change, label).
+ADDITIONS = (
+    ("cosine_schedule", dict(learning_rate_schedule="cosine"),
+     "+ learning rate decayed to 0 over the budget (`--learning_rate_schedule=cosine`)"),
 )
 # The recipe's model tested without test-time refinement: (name, label).
 NO_REFINEMENT = ("no_refinement", "− test-time refinement (the recipe's model, tested without it)")
@@ -114,6 +121,9 @@ def ablation_table(ablation):
     rows = [ablation_row(label, runs.get(name), runs.get(name) and
                          f"{runs[name]['train']['iterations_run']:,}")
             for name, _, label in RUNS]
+    rows += [ablation_row(label, runs.get(name), runs.get(name) and
+                          f"{runs[name]['train']['iterations_run']:,}")
+             for name, _, label in ADDITIONS]
     name, label = NO_REFINEMENT
     recipe = runs.get("recipe")
     rows.append(ablation_row(label, runs.get(name) if recipe else None, recipe and
@@ -177,6 +187,9 @@ def main(argv=None):
     parser.add_argument("--output_dir", default=os.path.join(ROOT, "runs", "one_shot_ablation"),
                         help="Where each run writes (a folder per run).")
     parser.add_argument("--results", default=RESULTS, help="The collected JSON.")
+    parser.add_argument("--only", type=lambda text: text.split(","),
+                        help="Run only these runs (names, comma-separated; of RUNS or "
+                             "ADDITIONS) and add them to --results.")
     parser.add_argument("--table", action="store_true",
                         help="Run nothing; regenerate the README's tables from --results.")
     parser.add_argument("--check", action="store_true",
@@ -188,13 +201,23 @@ def main(argv=None):
     if args.table:
         write_tables(parser, args)
         return
-    ablation = {"time_budget": args.time_budget, "seed": args.seed, "runs": {}}
-    for name, changes, _ in RUNS:
-        ablation["runs"][name] = run(name, changes, args.time_budget, args.seed, args.output_dir)
+    if args.only:
+        ablation = load(args.results)
+        if ablation is None or (ablation["time_budget"], ablation["seed"]) != (
+                args.time_budget, args.seed):
+            parser.error(f"--only adds runs to {args.results}, which must hold runs of the "
+                         f"same --time_budget={args.time_budget:g} and --seed={args.seed}")
+    else:
+        ablation = {"time_budget": args.time_budget, "seed": args.seed, "runs": {}}
+    for name, changes, _ in RUNS + ADDITIONS:
+        if name in (args.only or [name for name, _, _ in RUNS]):
+            ablation["runs"][name] = run(name, changes, args.time_budget, args.seed,
+                                         args.output_dir)
+            save(ablation, args.results)
+    if not args.only:
+        ablation["runs"][NO_REFINEMENT[0]] = without_refinement(args.output_dir)
         save(ablation, args.results)
-    ablation["runs"][NO_REFINEMENT[0]] = without_refinement(args.output_dir)
-    save(ablation, args.results)
-    print(f"{args.results}: {len(RUNS)} runs and the recipe's model without refinement")
+    print(f"{args.results}: {', '.join(ablation['runs'])}")
 
 
 def save(ablation, path):

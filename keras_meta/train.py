@@ -136,6 +136,10 @@ flags.DEFINE_integer("filters", _RUN["filters"], "Channels of the conv4 backbone
 flags.DEFINE_enum("distance", None, list(protonet.DISTANCES),
                   "ProtoNet's distance between query embeddings and prototypes (default: "
                   "squared_euclidean).")
+flags.DEFINE_enum("learning_rate_schedule", _RUN["learning_rate_schedule"],
+                  ["constant", "cosine"], "The outer learning rate over meta-training: "
+                  "constant, or cosine (from --learning_rate down to 0 along half a cosine, over "
+                  "--time_budget when set, else over --iterations).")
 flags.DEFINE_float("global_clipnorm", None, "Clip each meta-gradient to this global norm "
                    "(default: no clipping).", lower_bound=0.0)
 flags.DEFINE_list("test_shots", [], "Also test with these support sizes K, e.g. 5,10,20 "
@@ -212,14 +216,16 @@ def resolved_config():
 
 
 def training_callbacks(config, backup, resuming, clock):
-    """Throughput, the time budget (`clock`, a `budget.TimeBudget`),
-    validation, logs, checkpoints and the backup, in the order in which they
-    must see each epoch's logs."""
+    """Throughput, the time budget (`clock`, a `budget.TimeBudget`), the
+    learning-rate schedule, validation, logs, checkpoints and the backup, in
+    the order in which they must see each epoch's logs."""
     out = config.output_dir
     monitor, mode = ("val_accuracy", "max") if config.classification else ("val_loss", "min")
     if config.rl:  # validated by `fit` itself (`rl_validation`)
         monitor, mode = f"val_return_{config.eval_inner_steps}", "max"
     callbacks = [meta_callbacks.TaskThroughput(config.meta_batch_size), clock]
+    if config.learning_rate_schedule == "cosine":
+        callbacks.append(budget.CosineLearningRate(config.time_budget, config.iterations))
     if config.val_tasks:
         if not config.rl:
             callbacks.append(meta_callbacks.FewShotEvaluation(

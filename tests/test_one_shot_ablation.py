@@ -70,6 +70,7 @@ def test_tables_hold_the_json_numbers_and_not_run(tmp_path):
         ["the recipe", "25.34% ± 1.21%", "29.88% ± 0.89%", "12,345"],
         [ablation.RUNS[1][2], "not run", "not run", "not run"],
         [ablation.RUNS[2][2], "31.01% ± 1.30%", "34.50% ± 0.91%", "15,000"],
+        [ablation.ADDITIONS[0][2], "not run", "not run", "not run"],
         [ablation.NO_REFINEMENT[1], "29.11% ± 1.25%", "30.99% ± 0.92%", "12,345 (the recipe's)"]]
     assert "meta-iterations (10 min, seed 3)" in text and "stale" not in text
     assert rows(text, "curve") == [["1.0 min", "1,200", "50.00% ± 2.00%"],
@@ -82,3 +83,19 @@ def test_tables_hold_the_json_numbers_and_not_run(tmp_path):
     assert stale.value.code == 1
     ablation.main(["--table", f"--results={tmp_path / 'absent.json'}", f"--readme={readme}"])
     assert rows(readme.read_text(encoding="utf-8"), "curve") == [["not run"] * 3]
+
+
+def test_only_adds_runs_to_an_ablation_of_the_same_budget_and_seed(tmp_path, monkeypatch):
+    results = tmp_path / "ablation.json"
+    results.write_text(json.dumps(FAKE), encoding="utf-8")
+    ran = []
+    monkeypatch.setattr(ablation, "run", lambda name, changes, budget, seed, out: (
+        ran.append((name, changes, budget, seed)) or {"added": name}))
+    ablation.main(["--only=cosine_schedule", "--time_budget=600", "--seed=3",
+                   f"--results={results}", f"--output_dir={tmp_path}"])
+    assert ran == [("cosine_schedule", {"learning_rate_schedule": "cosine"}, 600, 3)]
+    stored = json.loads(results.read_text(encoding="utf-8"))["runs"]
+    assert stored["cosine_schedule"] == {"added": "cosine_schedule"}
+    assert stored["recipe"] == FAKE["runs"]["recipe"]  # the earlier runs are kept
+    with pytest.raises(SystemExit):  # another seed's ablation is not mixed in
+        ablation.main(["--only=cosine_schedule", "--seed=4", f"--results={results}"])

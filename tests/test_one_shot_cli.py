@@ -14,7 +14,7 @@ import tensorflow as tf
 import keras_meta as km
 from keras_meta import episode
 from keras_meta.cli import config as run_config
-from keras_meta.cli import models, presets, streams
+from keras_meta.cli import budget, models, presets, streams
 from tests.test_callbacks import numpy_mean_ci
 from tests.test_train_cli import run_cli
 
@@ -42,6 +42,7 @@ def recipe(**changes):
     (dict(algorithm="protonet", curve_points=3, time_budget=60.0), "--curve_points"),
     (dict(preset="omniglot_minimal_one_shot", augment="none"), "--augment"),
     (dict(preset="omniglot_minimal_one_shot", val_tasks=10), "--val_tasks"),
+    (dict(dataset="navigation_2d", learning_rate_schedule="cosine"), "--learning_rate_schedule"),
 ])
 def test_one_shot_flags_that_do_not_apply_name_the_flag(given, flag):
     with pytest.raises(run_config.UsageError, match=flag + "="):
@@ -196,3 +197,35 @@ def test_saved_model_serves_raw_drawings_of_any_size(preset_run, omniglot_refere
     expected = model.predict(features, verbose=0)
     assert served.shape == (1, 20, 20)
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
+
+
+class FakeClock:
+    """Seconds that the test sets."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("by_time", [True, False])
+def test_cosine_learning_rate_follows_half_a_cosine_over_the_budget(by_time):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    clock = FakeClock()
+    schedule = budget.CosineLearningRate(seconds=60.0 if by_time else None, iterations=40,
+                                         clock=clock)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    # Half a cosine from 0.1 to 0: 0.1 · cos²(π f / 2), f the share of the budget used.
+    for share, expected in ((0.0, 0.1), (0.25, 0.1 * np.cos(np.pi / 8) ** 2), (0.5, 0.05),
+                            (1.0, 0.0), (1.5, 0.0)):
+        if by_time:
+            clock.now = 100.0 + 60.0 * share
+        else:
+            model.optimizer.iterations.assign(int(40 * share))
+        schedule.on_train_batch_begin(0)
+        assert float(model.optimizer.learning_rate) == pytest.approx(expected, abs=1e-7)
+    with pytest.raises(ValueError, match="seconds"):
+        budget.CosineLearningRate()

@@ -1,5 +1,7 @@
-"""A wall-time budget for meta-training and the learning curve under it."""
+"""A wall-time budget for meta-training, the learning curve under it, and a
+learning rate that decays over it."""
 
+import math
 import time
 
 import keras
@@ -49,3 +51,47 @@ class TimeBudget(keras.callbacks.Callback):
         """Keeps a copy of the weights with the time and iterations so far."""
         self.snapshots.append(dict(seconds=self.seconds, iterations=self.iterations,
                                    weights=self.model.get_weights()))
+
+
+class CosineLearningRate(keras.callbacks.Callback):
+    """Decays the optimizer's learning rate from its value at the start of
+    training to 0 along half a cosine, set before each meta-iteration:
+    `initial · (1 + cos(π · f)) / 2`, `f` the fraction of the budget used,
+    of the wall time `seconds` when given (a time budget), else of the
+    `iterations` meta-iterations (read from the optimizer, so a resumed run
+    continues the decay).
+
+    Args:
+      seconds: the wall-time budget, or None.
+      iterations: the total meta-iterations (used when `seconds` is None).
+      clock: a function returning seconds (`time.perf_counter`).
+    """
+
+    def __init__(self, seconds=None, iterations=None, clock=time.perf_counter):
+        super().__init__()
+        if not seconds and not iterations:
+            raise ValueError("CosineLearningRate needs `seconds` or `iterations` > 0; "
+                             f"received seconds={seconds!r}, iterations={iterations!r}.")
+        self.budget_seconds = seconds
+        self.iterations = iterations
+        self.clock = clock
+
+    def on_train_begin(self, logs=None):
+        self.start = self.clock()
+        self.initial = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = self.rate(self.fraction())
+
+    def fraction(self):
+        """The share of the budget used so far, in [0, 1]."""
+        if self.budget_seconds:
+            used = (self.clock() - self.start) / self.budget_seconds
+        else:
+            done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            used = done / self.iterations
+        return min(max(used, 0.0), 1.0)
+
+    def rate(self, fraction):
+        """The learning rate after `fraction` of the budget."""
+        return self.initial * (1 + math.cos(math.pi * fraction)) / 2

@@ -30,6 +30,7 @@ PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inn
 RL_ONLY = ("trajectories", "horizon", "max_kl")
 NOT_RL = ("ways", "train_ways", "shots", "query_shots", "learning_rate", "recompute_inner_steps",
           "data_dir", "filters", "backbone", "distance", "global_clipnorm", "test_shots", "export",
+          "learning_rate_schedule",
           "export_raw_images", "dtype_policy", "strategy", "cpu_devices", *OMNIGLOT_ONLY,
           *PROTONET_ONLY, "curve_points")
 INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
@@ -37,7 +38,8 @@ INNER_LOOP = ("inner_lr", "inner_steps", "eval_inner_steps", "first_order")
 RUN_DEFAULTS = dict(preset=None, dataset=None, log_every=None, seed=0, output_dir=None,
                     data_dir=None, test_tasks=600, val_tasks=100, filters=64, backbone="conv4",
                     distance=None,
-                    global_clipnorm=None, test_shots=(), export=True, export_raw_images=False,
+                    global_clipnorm=None, learning_rate_schedule="constant", test_shots=(),
+                    export=True, export_raw_images=False,
                     recompute_inner_steps=False, dtype_policy="float32")
 
 
@@ -71,6 +73,9 @@ class Config:
     val_tasks: int
     filters: int
     global_clipnorm: float
+    # The outer learning rate over training: "constant", or "cosine" (decayed
+    # to 0 over the time budget, else over the iterations).
+    learning_rate_schedule: str
     test_shots: tuple
     export: bool
     export_raw_images: bool
@@ -210,6 +215,8 @@ def resolve(values, given):
         preset=preset, dataset=dataset, log_every=log_every, seed=values["seed"],
         output_dir=values["output_dir"] or f"runs/{name}", data_dir=values["data_dir"],
         filters=filters, backbone=backbone, distance=distance, global_clipnorm=values["global_clipnorm"],
+        learning_rate_schedule=_preset_value("learning_rate_schedule", values, given, protocol,
+                                             preset),
         test_shots=_test_shots(values["test_shots"]),
         export=values["export"] and not rl,
         export_raw_images=_preset_value("export_raw_images", values, given, protocol, preset),
