@@ -73,9 +73,6 @@ class Config:
     val_tasks: int
     filters: int
     global_clipnorm: float
-    # The outer learning rate over training: "constant", or "cosine" (decayed
-    # to 0 over the time budget, else over the iterations).
-    learning_rate_schedule: str
     test_shots: tuple
     export: bool
     export_raw_images: bool
@@ -91,6 +88,9 @@ class Config:
     train_ways: int | None = None
     # The embedding network of ProtoNet and MatchingNet (`models.BACKBONES`).
     backbone: str = "conv4"
+    # The outer learning rate over training: "constant", or "cosine" (decayed
+    # to 0 over the time budget, else over the iterations).
+    learning_rate_schedule: str = "constant"
     # The one-shot recipe (Omniglot; `ONE_SHOT_DEFAULTS`): training episodes
     # within one alphabet, the images' side (None: 28), the training
     # episodes' distortions, ProtoNet's learned scale and refinement steps,
