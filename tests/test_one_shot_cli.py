@@ -16,7 +16,7 @@ from keras_meta import episode
 from keras_meta.cli import config as run_config
 from keras_meta.cli import budget, models, presets, streams
 from tests.test_callbacks import numpy_mean_ci
-from tests.test_train_cli import run_cli
+from tests.test_train_cli import run_cli, served_and_predicted
 
 BUDGET = 4  # seconds of training in the preset run
 MAXIMUM = 100000  # its --iterations
@@ -186,15 +186,9 @@ def test_saved_model_serves_raw_drawings_of_any_size(preset_run, omniglot_refere
     drawings = omniglot_reference["image"][:40]                  # uint8 [40, 105, 105, 3]
     drawings = tf.image.resize(drawings, (size, size), method="nearest").numpy()
     drawings = drawings[..., :channels].astype(np.uint8)
-    support_x, query_x = drawings[None, :20], drawings[None, 20:]
-    support_y = np.arange(20, dtype=np.int32)[None]
-    loaded = tf.saved_model.load(str(out / "saved_model"))
-    served = loaded.serve(support_x=support_x, support_y=support_y, query_x=query_x).numpy()
-    model = keras.saving.load_model(out / "model.keras")
-    features = {"support_x": km.data.omniglot_preprocess(support_x[0]).numpy()[None],
-                "support_y": support_y,
-                "query_x": km.data.omniglot_preprocess(query_x[0]).numpy()[None]}
-    expected = model.predict(features, verbose=0)
+    served, expected = served_and_predicted(out, drawings[None, :20],
+                                            np.arange(20, dtype=np.int32)[None],
+                                            drawings[None, 20:])
     assert served.shape == (1, 20, 20)
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
 

@@ -91,21 +91,30 @@ def test_saved_model_serves_raw_drawings(tiny_run, omniglot_data_dir):
     """With --export_raw_images, `serve` takes the test drawings as TFDS decodes
     them (uint8, 105×105×3) and predicts what the saved model does on
     their preprocessed features."""
-    import tensorflow as tf
     import tensorflow_datasets as tfds
 
     out, _, _ = tiny_run
     drawings = tfds.as_numpy(tfds.load("omniglot_minimal", split="train[:10]",
                                        data_dir=omniglot_data_dir, batch_size=-1))["image"]
-    support_x, query_x = drawings[None, :5], drawings[None, 5:]
-    support_y = np.array([[0, 1, 2, 3, 4]], np.int32)
+    served, expected = served_and_predicted(out, drawings[None, :5],
+                                            np.array([[0, 1, 2, 3, 4]], np.int32),
+                                            drawings[None, 5:])
+    np.testing.assert_allclose(served, expected, rtol=1e-4, atol=1e-5)
+
+
+def served_and_predicted(out, support_x, support_y, query_x):
+    """The logits of the run in `out` for one task of raw uint8 drawings
+    (`[1, N, H, W, C]`): from its SavedModel's `serve`, and from its
+    `model.keras` on the drawings preprocessed by `km.data.omniglot_preprocess`."""
+    import tensorflow as tf
+
     loaded = tf.saved_model.load(str(out / "saved_model"))
     served = loaded.serve(support_x=support_x, support_y=support_y, query_x=query_x).numpy()
     model = keras.saving.load_model(out / "model.keras")
     features = {"support_x": km.data.omniglot_preprocess(support_x[0]).numpy()[None],
                 "support_y": support_y,
                 "query_x": km.data.omniglot_preprocess(query_x[0]).numpy()[None]}
-    np.testing.assert_allclose(served, model.predict(features, verbose=0), rtol=1e-4, atol=1e-5)
+    return served, model.predict(features, verbose=0)
 
 
 def test_mirrored_run_on_two_cpu_devices_equals_the_one_device_run(tiny_run, omniglot_data_dir,
