@@ -63,10 +63,10 @@ import keras  # noqa: E402
 
 from keras_meta import callbacks as meta_callbacks  # noqa: E402
 from keras_meta import evaluation  # noqa: E402
+from keras_meta import stats as km_stats  # noqa: E402
 from keras_meta.algorithms import protonet  # noqa: E402
 from keras_meta.backup import AtomicBackupAndRestore  # noqa: E402
 from keras_meta.cli import config as run_config  # noqa: E402
-from keras_meta import stats as km_stats  # noqa: E402
 from keras_meta.cli import budget, models, presets, report, strategies, streams  # noqa: E402
 
 FLAGS = flags.FLAGS
