@@ -265,3 +265,28 @@ def test_bad_input_gets_errors_naming_the_argument():
     model = rl.MAMLRL(rl_bandit.linear_gaussian_policy(0.0, 0.0), Broken(), num_trajectories=2)
     with pytest.raises(FloatingPointError, match="`family`"):
         model.adaptation_returns(tf.ones([1, 1]), 0)
+
+
+def test_task_in_observation_appends_the_task_and_keeps_the_dynamics(tmp_path):
+    family = rl.TaskInObservation(rl.Navigation2D(horizon=5))
+    assert (family.observation_dim, family.action_dim, family.task_dim, family.horizon) == (
+        4, 2, 2, 5)
+    policy = rl.mlp_policy(4, 2, hidden=(8,), seed=0)
+    goal = np.array([0.3, -0.4], np.float32)
+    data = rl.rollout(family, policy, policy.distribution, goal, 3, tf.constant([1, 2]))
+    position = np.zeros((3, 2))
+    for t in range(5):
+        np.testing.assert_allclose(data["observations"][:, t, :2], position, atol=1e-6)
+        np.testing.assert_array_equal(data["observations"][:, t, 2:], np.tile(goal, (3, 1)))
+        position = position + np.clip(data["actions"][:, t], -0.1, 0.1)
+        np.testing.assert_allclose(data["rewards"][:, t],
+                                   -np.linalg.norm(position - goal, axis=1), atol=1e-5)
+    model = rl.MAMLRL(policy, family, num_trajectories=3, inner_lr=0.1, seed=1)
+    model.save(tmp_path / "oracle.keras")
+    loaded = keras.saving.load_model(tmp_path / "oracle.keras")
+    assert isinstance(loaded.family, rl.TaskInObservation)
+    assert loaded.family.family.horizon == 5
+    np.testing.assert_array_equal(loaded.adaptation_returns(goal[None], 1, seed=2),
+                                  model.adaptation_returns(goal[None], 1, seed=2))
+    with pytest.raises(TypeError, match="`family`"):
+        rl.TaskInObservation("navigation")

@@ -16,11 +16,11 @@ from keras_meta.rl.maml_rl import MAMLRL
 from keras_meta.rl.objectives import clipped_surrogate, importance_surrogate, inner_surrogate
 from keras_meta.rl.policies import CategoricalPolicy, GaussianPolicy, mlp_policy
 from keras_meta.rl.rollout import rollout
-from keras_meta.rl.tasks import Navigation2D, TaskFamily
+from keras_meta.rl.tasks import Navigation2D, TaskFamily, TaskInObservation
 from keras_meta.rl.trpo import conjugate_gradient, trpo_step
 
-__all__ = ["MAMLRL", "TaskFamily", "Navigation2D", "GymTaskFamily", "HalfCheetahVelocity",
-           "HalfCheetahDirection", "GaussianPolicy", "CategoricalPolicy", "mlp_policy",
-           "distributions", "rollout", "returns_to_go", "baseline_features", "linear_baseline",
-           "advantages", "inner_surrogate", "importance_surrogate", "clipped_surrogate",
-           "conjugate_gradient", "trpo_step"]
+__all__ = ["MAMLRL", "TaskFamily", "TaskInObservation", "Navigation2D", "GymTaskFamily",
+           "HalfCheetahVelocity", "HalfCheetahDirection", "GaussianPolicy", "CategoricalPolicy",
+           "mlp_policy", "distributions", "rollout", "returns_to_go", "baseline_features",
+           "linear_baseline", "advantages", "inner_surrogate", "importance_surrogate",
+           "clipped_surrogate", "conjugate_gradient", "trpo_step"]

@@ -160,3 +160,60 @@ class Navigation2D(TaskFamily):
     def get_config(self):
         return {"horizon": self.horizon, "goal_range": self.goal_range,
                 "max_speed": self.max_speed}
+
+
+@keras.saving.register_keras_serializable(package="keras_meta")
+class TaskInObservation(TaskFamily):
+    """`family` with each observation followed by the task's parameters: a
+    policy trained on it is told the task (the MAML paper's oracle baseline,
+    section 5.3), where a meta-learned policy has to infer it from rewards.
+
+    Observations are `[count, O + task_dim]`: `family`'s `[count, O]` then
+    the task `[task_dim]` repeated; everything else is `family`'s.
+
+    Args:
+      family: the `TaskFamily` to wrap.
+
+    Example:
+
+    ```python
+    oracle = km.rl.TaskInObservation(km.rl.Navigation2D())
+    oracle.observation_dim   # 4: position, then the goal
+    ```
+    """
+
+    def __init__(self, family):
+        if not isinstance(family, TaskFamily):
+            raise TypeError(f"`family` must be a km.rl.TaskFamily, got "
+                            f"{type(family).__name__}.")
+        self.family = family
+        self.observation_dim = family.observation_dim + family.task_dim
+        self.action_kind = family.action_kind
+        self.action_dim = family.action_dim
+        self.task_dim = family.task_dim
+        self.horizon = family.horizon
+        self.python_simulated = family.python_simulated
+
+    def observe(self, observations, task):
+        """`[count, O]` observations and the task `[task_dim]` → `[count, O + task_dim]`."""
+        task = tf.cast(task, observations.dtype)
+        return tf.concat([observations, tf.tile(task[None], [tf.shape(observations)[0], 1])],
+                         axis=-1)
+
+    def sample_tasks(self, count, seed):
+        return self.family.sample_tasks(count, seed)
+
+    def reset(self, task, count, seed):
+        state, observations = self.family.reset(task, count, seed)
+        return state, self.observe(observations, task)
+
+    def step(self, state, actions, task):
+        state, observations, rewards = self.family.step(state, actions, task)
+        return state, self.observe(observations, task), rewards
+
+    def get_config(self):
+        return {"family": keras.saving.serialize_keras_object(self.family)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["family"]))

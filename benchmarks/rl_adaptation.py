@@ -1,12 +1,18 @@
-"""MAML-RL on 2-D navigation: return after 0-3 adaptation steps on new tasks,
-against a policy pre-trained on all tasks jointly (fine-tuned the same way),
-against random initialisation (MAML paper, Figure 5's protocol at a
-smaller budget), and against the analytic oracle (told the goal, it moves
-straight to it at full speed: the best return any policy can get). A timing
-line gives environment steps per second and seconds per meta-iteration of
-MAML-RL on navigation and on half-cheetah velocity (Gymnasium + MuJoCo).
+"""MAML-RL against the MAML paper's baselines (Finn et al. 2017, Figure 5's
+protocol at a smaller budget): the return on new tasks after 0-3 adaptation
+steps of a meta-trained policy, of a policy pre-trained on all tasks jointly
+(fine-tuned the same way), of a random initialisation, and of an oracle told
+the task (`km.rl.TaskInObservation`, trained like the pre-trained policy);
+on 2-D navigation also the analytic oracle (straight to the goal at full
+speed: the best return any policy can get). A timing line gives
+environment steps per second and seconds per meta-iteration at the paper's
+settings.
 
-    python benchmarks/rl_navigation.py --iterations=40 --output=benchmarks/results/rl_navigation.json
+    python benchmarks/rl_adaptation.py --family=navigation_2d --iterations=40 \
+        --output=benchmarks/results/rl_navigation.json
+    python benchmarks/rl_adaptation.py --family=half_cheetah_vel --iterations=100 \
+        --meta_batch_size=10 --trajectories=10 --output=benchmarks/results/rl_half_cheetah_vel.json
+    python benchmarks/rl_adaptation.py --table=benchmarks/results/rl_half_cheetah_vel.json
 """
 
 import argparse
@@ -19,10 +25,16 @@ import tensorflow as tf
 
 import keras_meta as km
 
+FAMILIES = {"navigation_2d": km.rl.Navigation2D, "half_cheetah_vel": km.rl.HalfCheetahVelocity,
+            "half_cheetah_dir": km.rl.HalfCheetahDirection}
+# The paper's meta-batch and trajectories per task (appendix A.2).
+PAPER_SIZES = {"navigation_2d": (20, 20), "half_cheetah_vel": (40, 20),
+               "half_cheetah_dir": (40, 20)}
 
-def train(inner_steps, iterations, seed, args):
-    family = km.rl.Navigation2D()
-    policy = km.rl.mlp_policy(2, 2, hidden=(100, 100), seed=seed)
+
+def train(family, inner_steps, iterations, seed, args):
+    policy = km.rl.mlp_policy(family.observation_dim, family.action_dim, hidden=(100, 100),
+                              seed=seed)
     model = km.rl.MAMLRL(policy, family, inner_lr=args.inner_lr, inner_steps=inner_steps,
                          num_trajectories=args.trajectories, max_kl=args.max_kl,
                          cg_iterations=args.cg_iterations, seed=seed)
@@ -99,8 +111,26 @@ def summary(returns):
     return [km.stats.mean_confidence_interval(returns[:, k]) for k in range(returns.shape[1])]
 
 
+def method_result(model, test_tasks, iterations, seconds, history, phases, args):
+    """One row's record: returns `[T, 4]` on the test tasks after 0-3 steps, budget."""
+    start = time.perf_counter()
+    returns = model.adaptation_returns(test_tasks, steps=3, seed=1)
+    return {
+        "returns": [[float(v) for v in row] for row in returns],
+        "mean_ci": summary(returns),
+        "meta_iterations": iterations,
+        "train_seconds": seconds,
+        "seconds_per_iteration": seconds / iterations if iterations else None,
+        "train_env_steps": iterations * args.meta_batch_size * args.trajectories
+        * model.family.horizon * phases,
+        "eval_seconds": time.perf_counter() - start,
+        "history": {k: [float(x) for x in v] for k, v in history.items()},
+    }
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="navigation_2d")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--meta_batch_size", type=int, default=20)
     parser.add_argument("--trajectories", type=int, default=20)
@@ -110,10 +140,8 @@ def main():
     parser.add_argument("--test_tasks", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timing_iterations", type=int, default=3,
-                        help="meta-iterations of each timing run (0: no timing)")
-    parser.add_argument("--cheetah_meta_batch_size", type=int, default=40)
-    parser.add_argument("--cheetah_trajectories", type=int, default=20)
-    parser.add_argument("--cheetah_horizon", type=int, default=200)
+                        help="meta-iterations of the timing run at the paper's meta-batch "
+                        "and trajectories (0: no timing)")
     parser.add_argument("--output", default=None)
     parser.add_argument("--table", default=None, help="print the README table of this results "
                         "file and exit")
@@ -121,54 +149,35 @@ def main():
     if args.table:
         print(table(args.table))
         return
-    test_tasks = km.rl.Navigation2D().sample_tasks(args.test_tasks, tf.constant([12345, 0]))
-    horizon = km.rl.Navigation2D().horizon
+    family = FAMILIES[args.family]()
+    test_tasks = family.sample_tasks(args.test_tasks, tf.constant([12345, 0]))
     results = {"config": vars(args), "methods": {}}
-    for name, inner_steps, iterations in (("maml_rl", 1, args.iterations),
-                                          ("pretrained", 0, args.iterations),
-                                          ("random_init", 0, 0)):
-        model, seconds, history = train(inner_steps, iterations, args.seed, args)
-        start = time.perf_counter()
-        returns = model.adaptation_returns(test_tasks, steps=3, seed=1)
-        phases = inner_steps + 1
-        results["methods"][name] = {
-            "returns": [[float(v) for v in row] for row in returns],
-            "mean_ci": summary(returns),
-            "meta_iterations": iterations,
-            "train_seconds": seconds,
-            "seconds_per_iteration": seconds / iterations if iterations else None,
-            "train_env_steps": iterations * args.meta_batch_size * args.trajectories * horizon
-            * phases,
-            "eval_seconds": time.perf_counter() - start,
-            "history": {k: [float(x) for x in v] for k, v in history.items()},
-        }
-        print(name, [f"{m:.1f} ± {h:.1f}" for m, h in summary(returns)], f"{seconds:.0f} s",
+    for name, inner_steps, iterations, trained_family in (
+            ("maml_rl", 1, args.iterations, family),
+            ("pretrained", 0, args.iterations, family),
+            ("random_init", 0, 0, family),
+            ("oracle_told_task", 0, args.iterations, km.rl.TaskInObservation(family))):
+        model, seconds, history = train(trained_family, inner_steps, iterations, args.seed, args)
+        results["methods"][name] = method_result(model, test_tasks, iterations, seconds,
+                                                 history, inner_steps + 1, args)
+        print(name, [f"{m:.1f} ± {h:.1f}" for m, h in results["methods"][name]["mean_ci"]],
+              f"{seconds:.0f} s", flush=True)
+    if args.family == "navigation_2d":
+        oracle = np.repeat(oracle_returns(family, test_tasks)[:, None], 4, axis=1)
+        results["methods"]["oracle"] = {
+            "returns": oracle.tolist(), "mean_ci": summary(oracle), "meta_iterations": 0,
+            "train_seconds": 0.0, "seconds_per_iteration": None, "train_env_steps": 0,
+            "eval_seconds": 0.0, "history": {}}
+        print("oracle (analytic)", [f"{m:.1f} ± {h:.1f}" for m, h in summary(oracle)],
               flush=True)
-    oracle = np.repeat(oracle_returns(km.rl.Navigation2D(), test_tasks)[:, None], 4, axis=1)
-    results["methods"]["oracle"] = {
-        "returns": oracle.tolist(), "mean_ci": summary(oracle), "meta_iterations": 0,
-        "train_seconds": 0.0, "seconds_per_iteration": None, "train_env_steps": 0,
-        "eval_seconds": 0.0, "history": {}}
-    print("oracle (analytic)", [f"{m:.1f} ± {h:.1f}" for m, h in summary(oracle)], flush=True)
     if args.timing_iterations:
-        results["timing"] = {"navigation_2d": timing(
-            km.rl.Navigation2D(), args.meta_batch_size, args.trajectories,
-            args.timing_iterations, args)}
-        print(timing_line("navigation_2d", results["timing"]["navigation_2d"]), flush=True)
-        try:
-            cheetah = km.rl.HalfCheetahVelocity(horizon=args.cheetah_horizon)
-        except ImportError as error:
-            print(f"timing half_cheetah_vel: skipped ({error})")
-        else:
-            results["timing"]["half_cheetah_vel"] = timing(
-                cheetah, args.cheetah_meta_batch_size, args.cheetah_trajectories,
-                args.timing_iterations, args)
-            print(timing_line("half_cheetah_vel", results["timing"]["half_cheetah_vel"]),
-                  flush=True)
+        meta_batch_size, trajectories = PAPER_SIZES[args.family]
+        results["timing"] = {args.family: timing(family, meta_batch_size, trajectories,
+                                                 args.timing_iterations, args)}
+        print(timing_line(args.family, results["timing"][args.family]), flush=True)
     if args.output:
         with open(args.output, "w") as f:
             json.dump(results, f, indent=1)
-
 
 
 def table(path):
@@ -178,6 +187,7 @@ def table(path):
     labels = {"maml_rl": "MAML-RL (TRPO outer step, DiCE inner surrogate)",
               "pretrained": "pre-trained on all tasks (TRPO), fine-tuned the same way",
               "random_init": "random initialisation",
+              "oracle_told_task": "oracle: told the task (trained like the pre-trained policy)",
               "oracle": "oracle (analytic: told the goal, straight to it at full speed)"}
     lines = ["| policy | 0 steps | 1 step | 2 steps | 3 steps | meta-iterations | "
              "environment steps | wall time |", "|---|---|---|---|---|---|---|---|"]
