@@ -302,3 +302,30 @@ def raising_python_errors(function):
             return function(*args, **kwargs)
 
     return wrapped
+
+
+class RaisesPythonErrors:
+    """A `keras.Model` mixin: the compiled train, test and predict functions
+    raise the `ValueError`/`FloatingPointError` their checks carry (see
+    `assertions_as_python_errors`) instead of TensorFlow's error."""
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=True)
+        self.train_function = raising_python_errors(self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is not None and not force:
+            return self.test_function
+        super().make_test_function(force=True)
+        self.test_function = raising_python_errors(self.test_function)
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        if self.predict_function is not None and not force:
+            return self.predict_function
+        super().make_predict_function(force=True)
+        self.predict_function = raising_python_errors(self.predict_function)
+        return self.predict_function

@@ -17,7 +17,7 @@ NON_FINITE_META_GRADIENT = (
     "(`inner_clipnorm`).")
 
 
-class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
+class MetaModel(keras_internals.SymbolicBuildFromSpec, episode.RaisesPythonErrors, keras.Model):
     """Base class of every meta-learner.
 
     A `MetaModel` wraps a *learner* (any Keras model: Sequential, Functional or
@@ -503,23 +503,8 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, keras.Model):
         if self.train_function is not None and not force:
             return self.train_function
         super().make_train_function(force=True)
-        self.train_function = _naming_the_iteration(
-            episode.raising_python_errors(self.train_function), self)
+        self.train_function = _naming_the_iteration(self.train_function, self)
         return self.train_function
-
-    def make_test_function(self, force=False):
-        if self.test_function is not None and not force:
-            return self.test_function
-        super().make_test_function(force=True)
-        self.test_function = episode.raising_python_errors(self.test_function)
-        return self.test_function
-
-    def make_predict_function(self, force=False):
-        if self.predict_function is not None and not force:
-            return self.predict_function
-        super().make_predict_function(force=True)
-        self.predict_function = episode.raising_python_errors(self.predict_function)
-        return self.predict_function
 
     def get_config(self):
         return {

@@ -47,7 +47,7 @@ def check_policy_matches(policy, family):
 
 
 @keras.saving.register_keras_serializable(package="keras_meta")
-class MAMLRL(keras.Model):
+class MAMLRL(episode.RaisesPythonErrors, keras.Model):
     """MAML-RL: meta-learns a policy's initial weights θ from which
     `inner_steps` policy-gradient steps on a new task's trajectories give a
     good policy for that task.
@@ -509,20 +509,6 @@ class MAMLRL(keras.Model):
         if self.optimizer is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
         return super().fit(x, y, *args, **kwargs)
-
-    def make_train_function(self, force=False):
-        if self.train_function is not None and not force:
-            return self.train_function
-        super().make_train_function(force=True)
-        self.train_function = episode.raising_python_errors(self.train_function)
-        return self.train_function
-
-    def make_test_function(self, force=False):
-        if self.test_function is not None and not force:
-            return self.test_function
-        super().make_test_function(force=True)
-        self.test_function = episode.raising_python_errors(self.test_function)
-        return self.test_function
 
     def get_config(self):
         custom = self.inner_lr is None
