@@ -12,7 +12,7 @@ settings.
         --output=benchmarks/results/rl_navigation.json
     python benchmarks/rl_adaptation.py --family=half_cheetah_vel --iterations=120 \
         --meta_batch_size=10 --trajectories=10 --output=benchmarks/results/rl_half_cheetah_vel.json
-    python benchmarks/rl_adaptation.py --family=half_cheetah_dir --timing_only \
+    python benchmarks/rl_adaptation.py --family=half_cheetah_dir --methods=timing \
         --output=benchmarks/results/rl_half_cheetah_dir.json
     python benchmarks/rl_adaptation.py --table=benchmarks/results/rl_half_cheetah_vel.json
 """
@@ -130,6 +130,16 @@ def method_result(model, test_tasks, iterations, seconds, history, phases, args)
     }
 
 
+# The settings a results file's rows share: rows are added to a file only
+# when these match.
+SETTINGS = ("family", "iterations", "meta_batch_size", "trajectories", "inner_lr", "max_kl",
+            "cg_iterations", "test_tasks", "seed")
+# Trained rows: (inner steps, trained for --iterations?, told the task?).
+TRAINED = {"maml_rl": (1, True, False), "pretrained": (0, True, False),
+           "random_init": (0, False, False), "oracle_told_task": (0, True, True)}
+METHODS = (*TRAINED, "oracle", "timing")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--family", choices=sorted(FAMILIES), default="navigation_2d")
@@ -141,11 +151,13 @@ def main():
     parser.add_argument("--cg_iterations", type=int, default=10)
     parser.add_argument("--test_tasks", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated rows to run, of " + ", ".join(METHODS) +
+                        " (oracle: the analytic one, navigation_2d only; timing: the timing "
+                        "line); each replaces its row in --output, other rows are kept")
     parser.add_argument("--timing_iterations", type=int, default=3,
                         help="meta-iterations of the timing run at the paper's meta-batch "
-                        "and trajectories (0: no timing)")
-    parser.add_argument("--timing_only", action="store_true",
-                        help="measure the timing line alone and add it to --output's results")
+                        "and trajectories")
     parser.add_argument("--output", default=None)
     parser.add_argument("--table", default=None, help="print the README table of this results "
                         "file and exit")
@@ -153,52 +165,57 @@ def main():
     if args.table:
         print(table(args.table))
         return
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
+    if "oracle" in methods and args.family != "navigation_2d":
+        methods.remove("oracle")  # no analytic optimum for the simulated cheetah
+    results = existing_results(args)
     family = FAMILIES[args.family]()
-    if args.timing_only:
-        add_timing(family, args)
-        return
     test_tasks = family.sample_tasks(args.test_tasks, tf.constant([12345, 0]))
-    results = {"config": vars(args), "methods": {}}
-    for name, inner_steps, iterations, trained_family in (
-            ("maml_rl", 1, args.iterations, family),
-            ("pretrained", 0, args.iterations, family),
-            ("random_init", 0, 0, family),
-            ("oracle_told_task", 0, args.iterations, km.rl.TaskInObservation(family))):
-        model, seconds, history = train(trained_family, inner_steps, iterations, args.seed, args)
-        results["methods"][name] = method_result(model, test_tasks, iterations, seconds,
-                                                 history, inner_steps + 1, args)
-        print(name, [f"{m:.1f} ± {h:.1f}" for m, h in results["methods"][name]["mean_ci"]],
-              f"{seconds:.0f} s", flush=True)
-    if args.family == "navigation_2d":
-        oracle = np.repeat(oracle_returns(family, test_tasks)[:, None], 4, axis=1)
-        results["methods"]["oracle"] = {
-            "returns": oracle.tolist(), "mean_ci": summary(oracle), "meta_iterations": 0,
-            "train_seconds": 0.0, "seconds_per_iteration": None, "train_env_steps": 0,
-            "eval_seconds": 0.0, "history": {}}
-        print("oracle (analytic)", [f"{m:.1f} ± {h:.1f}" for m, h in summary(oracle)],
-              flush=True)
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(results, f, indent=1)
-    if args.timing_iterations:
-        add_timing(family, args)
+    for name in methods:
+        if name in TRAINED:
+            inner_steps, trained, told = TRAINED[name]
+            iterations = args.iterations if trained else 0
+            model, seconds, history = train(km.rl.TaskInObservation(family) if told else family,
+                                            inner_steps, iterations, args.seed, args)
+            results["methods"][name] = method_result(model, test_tasks, iterations, seconds,
+                                                     history, inner_steps + 1, args)
+        elif name == "oracle":
+            oracle = np.repeat(oracle_returns(family, test_tasks)[:, None], 4, axis=1)
+            results["methods"]["oracle"] = {
+                "returns": oracle.tolist(), "mean_ci": summary(oracle), "meta_iterations": 0,
+                "train_seconds": 0.0, "seconds_per_iteration": None, "train_env_steps": 0,
+                "eval_seconds": 0.0, "history": {}}
+        else:
+            meta_batch_size, trajectories = PAPER_SIZES[args.family]
+            results.setdefault("timing", {})[args.family] = timing(
+                family, meta_batch_size, trajectories, args.timing_iterations, args)
+            print(timing_line(args.family, results["timing"][args.family]), flush=True)
+        if name in results["methods"]:
+            print(name, [f"{m:.1f} ± {h:.1f}" for m, h in results["methods"][name]["mean_ci"]],
+                  f"{results['methods'][name]['train_seconds']:.0f} s", flush=True)
+        if args.output:  # after every row: a long run keeps what it has measured
+            with open(args.output, "w") as f:
+                json.dump(results, f, indent=1)
 
 
-def add_timing(family, args):
-    """Measures the timing line of `family` at the paper's meta-batch and
-    trajectories, prints it, and adds it to the results in `--output`."""
-    meta_batch_size, trajectories = PAPER_SIZES[args.family]
-    measured = timing(family, meta_batch_size, trajectories, args.timing_iterations, args)
-    print(timing_line(args.family, measured), flush=True)
-    if args.output:
-        try:
-            with open(args.output) as f:
-                results = json.load(f)
-        except FileNotFoundError:
-            results = {"methods": {}}
-        results.setdefault("timing", {})[args.family] = measured
-        with open(args.output, "w") as f:
-            json.dump(results, f, indent=1)
+def existing_results(args):
+    """The results in `--output` when its settings are this run's (rows are
+    added to it), else a new results dict."""
+    config = {key: value for key, value in vars(args).items() if key in SETTINGS}
+    try:
+        with open(args.output) as f:
+            results = json.load(f)
+    except (TypeError, FileNotFoundError):  # no --output, or a new file
+        return {"config": config, "methods": {}}
+    stored = {key: results["config"].get(key, "navigation_2d" if key == "family" else None)
+              for key in SETTINGS}
+    if stored != config:
+        raise SystemExit(f"{args.output} holds rows of other settings: {stored}; this run's "
+                         f"are {config}. Choose another --output.")
+    return results
 
 
 def table(path):
@@ -210,15 +227,17 @@ def table(path):
               "random_init": "random initialisation",
               "oracle_told_task": "oracle: told the task (trained like the pre-trained policy)",
               "oracle": "oracle (analytic: told the goal, straight to it at full speed)"}
-    lines = ["| policy | 0 steps | 1 step | 2 steps | 3 steps | meta-iterations | "
-             "environment steps | wall time |", "|---|---|---|---|---|---|---|---|"]
+    lines = []
+    if results["methods"]:
+        lines = ["| policy | 0 steps | 1 step | 2 steps | 3 steps | meta-iterations | "
+                 "environment steps | wall time |", "|---|---|---|---|---|---|---|---|"]
     for name, method in results["methods"].items():
         cells = [f"{m:.1f} ± {h:.1f}" for m, h in method["mean_ci"]]
         wall = f"{method['train_seconds']:.0f} s" if method["meta_iterations"] else "—"
         lines.append(f"| {labels[name]} | " + " | ".join(cells) +
                      f" | {method['meta_iterations']} | {method['train_env_steps']:,} | {wall} |")
     for name, measured in results.get("timing", {}).items():
-        lines.append("")
+        lines += [""] if lines else []
         lines.append(timing_line(name, measured))
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ shows the stored figures."""
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from benchmarks import rl_adaptation
@@ -45,3 +46,27 @@ def test_table_shows_the_stored_figures(tmp_path):
             "-20.0 ± 1.0 | -21.0 ± 1.0 | 40 | 3,200,000 | 568 s |") in table
     assert "timing half_cheetah_vel: 55.50 s per meta-iteration" in table
     assert "5,766 environment steps/s" in table
+
+
+def run_benchmark(monkeypatch, *flags):
+    monkeypatch.setattr("sys.argv", ["rl_adaptation.py", *flags])
+    rl_adaptation.main()
+
+
+def test_rows_are_added_to_a_results_file_of_the_same_settings_only(monkeypatch, tmp_path):
+    path = tmp_path / "navigation.json"
+    run_benchmark(monkeypatch, "--methods=oracle", "--test_tasks=5", f"--output={path}")
+    first = json.loads(path.read_text())
+    assert list(first["methods"]) == ["oracle"] and first["config"]["test_tasks"] == 5
+    goals = rl.Navigation2D().sample_tasks(5, tf.constant([12345, 0])).numpy()
+    np.testing.assert_allclose(np.asarray(first["methods"]["oracle"]["returns"])[:, 0],
+                               rl_adaptation.oracle_returns(rl.Navigation2D(), goals))
+    first["methods"]["kept"] = first["methods"]["oracle"]
+    path.write_text(json.dumps(first))
+    run_benchmark(monkeypatch, "--methods=oracle", "--test_tasks=5", f"--output={path}")
+    assert list(json.loads(path.read_text())["methods"]) == ["oracle", "kept"]
+    with pytest.raises(SystemExit, match="other settings"):
+        run_benchmark(monkeypatch, "--methods=oracle", "--test_tasks=5", "--seed=1",
+                      f"--output={path}")
+    with pytest.raises(SystemExit):
+        run_benchmark(monkeypatch, "--methods=oracle,best", f"--output={path}")
