@@ -114,7 +114,7 @@ def test_workers_receive_disjoint_halves_of_each_global_meta_batch(tmp_path):
         np.testing.assert_array_equal(second[stream], one[stream][:, tasks // 2:])
 
 
-@pytest.mark.parametrize("algorithm", ["MAML", "ProtoNet"])
+@pytest.mark.parametrize("algorithm", ["MAML", pytest.param("ProtoNet", marks=pytest.mark.slow)])
 def test_checkpoints_restore_across_strategies(algorithm):
     """`.keras` and `.weights.h5` checkpoints written under MirroredStrategy
     restore without a strategy, and the reverse, with the same weights

@@ -74,7 +74,14 @@ RECOMPUTED = {**CONFIGURATIONS, "MetaLSTM second order": (
     km.MetaLSTM, {"inner_steps": 2, "first_order": False, "hidden_units": 3})}
 
 
-@pytest.mark.parametrize("name", list(RECOMPUTED))
+# Run by the default suite (the others with -m slow): second order, and MAML++'s
+# per-step weights with and without its multi-step loss.
+RECOMPUTED_DEFAULT = ("MAML", "MAML++ all options", "MAML++ first order, no MSL")
+
+
+@pytest.mark.parametrize("name", [name if name in RECOMPUTED_DEFAULT else
+                                  pytest.param(name, marks=pytest.mark.slow)
+                                  for name in RECOMPUTED])
 def test_recomputed_inner_steps_give_the_same_meta_gradients(float64, name):
     cls, options = RECOMPUTED[name]
     keras.utils.set_random_seed(4)

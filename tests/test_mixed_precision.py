@@ -76,8 +76,8 @@ REGULARISED_MAML = zoo.Entry("RegularisedMAML", lambda: km.MAML(
     regularised_classifier(), inner_lr=0.1, inner_steps=1))
 
 
-# Every algorithm, in the default suite: about 60 s on 2 cores for all of them.
-@pytest.mark.parametrize("name", zoo.IDS)
+# The representative algorithms in the default suite, every algorithm with -m slow.
+@pytest.mark.parametrize("name", zoo.params())
 def test_meta_gradient_matches_float32_and_fit_trains(name):
     assert_close_to_float32(under_each_policy(zoo.entry(name)))
 

@@ -232,6 +232,7 @@ def site_packages_here():
     return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
 
 
+@pytest.mark.slow  # .ci/run installs the wheel into a fresh venv and runs the main job too
 def test_wheel_installs_into_a_fresh_venv_and_runs_the_main_job(artifacts, tmp_path):
     _, wheel, _ = artifacts
     env_dir = tmp_path / "venv"

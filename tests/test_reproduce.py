@@ -58,6 +58,7 @@ def smoke_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # trains the smoke runs: about 40 s
 def test_smoke_runs_write_small_results_with_every_figure(smoke_dir):
     written = sorted(path.relative_to(smoke_dir).as_posix()
                      for path in smoke_dir.glob("*/*/results.json"))
@@ -87,12 +88,14 @@ def test_smoke_runs_write_small_results_with_every_figure(smoke_dir):
     assert (smoke_dir / "scratch" / "sinusoid" / "maml_k10_seed0" / "model.keras").exists()
 
 
+@pytest.mark.slow  # trains the smoke runs: about 40 s
 def test_done_runs_are_skipped(smoke_dir):
     output = finish(start_script("omniglot", "--smoke", "--only=protonet_5w1s_seed0",
                                  f"--results_dir={smoke_dir}"))
     assert "protonet_5w1s_seed0: done, skipped" in output
 
 
+@pytest.mark.slow  # trains the smoke runs: about 40 s
 def test_tables_of_smoke_results_show_the_runs_and_not_run(smoke_dir):
     text = tables.sinusoid_table(smoke_dir)
     test = read(smoke_dir / "sinusoid/maml_k10_seed0/results.json")["test_by_shots"]["5"]

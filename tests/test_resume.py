@@ -216,6 +216,7 @@ def kill_and_resume(tmp_path, kills, worker_args=()):
         final_weights(resumed)
 
 
+@pytest.mark.slow  # tests/test_cli_resume.py kills and resumes the same callback in the default suite
 def test_sigkilled_process_resumes_bit_identical(tmp_path):
     kills, want, got = kill_and_resume(tmp_path, [dict(kill_after=random.uniform(0.0, 0.3))])
     assert kills == 2

@@ -117,6 +117,7 @@ def served_and_predicted(out, support_x, support_y, query_x):
     return served, model.predict(features, verbose=0)
 
 
+@pytest.mark.slow  # tests/test_distribute.py checks the mirrored step in the default suite
 def test_mirrored_run_on_two_cpu_devices_equals_the_one_device_run(tiny_run, omniglot_data_dir,
                                                                     tmp_path):
     """The tiny run again with `--strategy=mirrored --cpu_devices=2`: each

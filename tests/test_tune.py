@@ -172,6 +172,7 @@ def test_every_algorithm_starts_from_the_command_lines_settings(algorithm):
                                                          "meta_lstm"))
 
 
+@pytest.mark.slow
 def test_a_protonet_search_on_omniglot_reloads_its_best_accuracy(tmp_path, omniglot_data_dir):
     hypermodel = MetaHyperModel("protonet", steps_per_epoch=3, val_tasks=20, query_shots=2,
                                 data_dir=omniglot_data_dir)
