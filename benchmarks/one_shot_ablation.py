@@ -14,6 +14,10 @@ taken from `--preset`, so that one can be removed.
     python -m benchmarks.one_shot_ablation                  # three runs of --time_budget each
     python -m benchmarks.one_shot_ablation --only=cosine_schedule  # add a candidate's run
     python -m benchmarks.one_shot_ablation --table          # rewrite README.md's tables
+
+`--table` also writes the 60-minute preset's table from its results.json,
+copied to benchmarks/results/one_shot_60min.json after
+`python -m keras_meta.train --preset=omniglot_minimal_one_shot_60min --curve_points=6`.
     python -m benchmarks.one_shot_ablation --table --check  # exit 1 if they are out of date
 """
 
@@ -27,6 +31,7 @@ from benchmarks.reproduce import tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "one_shot_ablation.json")
+SIXTY_MINUTES = os.path.join(ROOT, "benchmarks", "results", "one_shot_60min.json")
 README = os.path.join(ROOT, "README.md")
 NOT_RUN = tables.NOT_RUN
 CURVE_POINTS = 10
@@ -146,10 +151,28 @@ def curve_table(ablation):
          percent(point["error"], point["ci"])] for point in recipe["learning_curve"]])
 
 
-def regenerate(text, ablation):
-    """`text` (a README) with both tables regenerated from `ablation`."""
+def sixty_minute_table(result):
+    """The README's table of the 60-minute preset's run (its results.json):
+    its learning curve, the last row being the trained model, whose usual
+    20-way error is measured too."""
+    header = ["training time", "meta-iterations", "within-alphabet error, 1,000 trials",
+              "usual 20-way 1-shot error"]
+    if result is None:
+        return tables.markdown(header, [[NOT_RUN] * 4])
+    rows = [[f"{point['seconds'] / 60:.1f} min", f"{point['iterations']:,}",
+             percent(point["error"], point["ci"]), "—"] for point in result["learning_curve"]]
+    test = result["test"]
+    rows[-1][-1] = percent(1 - test["test_accuracy"], test["test_accuracy_ci"])
+    return tables.markdown(header, rows)
+
+
+def regenerate(text, ablation, sixty_minutes=None):
+    """`text` (a README) with the tables regenerated from `ablation` and from
+    the 60-minute run's results `sixty_minutes`."""
     text = tables.replace_section(text, "ablation", ablation_table(ablation), prefix="one_shot")
-    return tables.replace_section(text, "curve", curve_table(ablation), prefix="one_shot")
+    text = tables.replace_section(text, "curve", curve_table(ablation), prefix="one_shot")
+    return tables.replace_section(text, "sixty_minutes", sixty_minute_table(sixty_minutes),
+                                  prefix="one_shot")
 
 
 def load(path):
@@ -165,7 +188,7 @@ def write_tables(parser, args):
     with open(args.readme, encoding="utf-8") as file:
         text = file.read()
     try:
-        new = regenerate(text, load(args.results))
+        new = regenerate(text, load(args.results), load(args.sixty_minute_results))
     except ValueError as error:
         parser.error(f"--readme={args.readme}: {error}")
     if args.check:
@@ -195,6 +218,8 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true",
                         help="With --table: write nothing; exit 1 if the tables are out of date.")
     parser.add_argument("--readme", default=README, help="The file whose tables are rewritten.")
+    parser.add_argument("--sixty_minute_results", default=SIXTY_MINUTES,
+                        help="The 60-minute preset run's results.json, for --table.")
     args = parser.parse_args(argv)
     if args.check and not args.table:
         parser.error("--check needs --table")

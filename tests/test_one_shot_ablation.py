@@ -17,6 +17,8 @@ stale
 text
 <!-- one_shot:curve -->
 <!-- /one_shot:curve -->
+<!-- one_shot:sixty_minutes -->
+<!-- /one_shot:sixty_minutes -->
 """
 FAKE = {
     "time_budget": 600, "seed": 3,
@@ -64,8 +66,20 @@ def test_tables_hold_the_json_numbers_and_not_run(tmp_path):
     readme, results = tmp_path / "README.md", tmp_path / "ablation.json"
     readme.write_text(README, encoding="utf-8")
     results.write_text(json.dumps(FAKE), encoding="utf-8")
-    ablation.main(["--table", f"--results={results}", f"--readme={readme}"])
+    sixty = tmp_path / "sixty.json"
+    sixty.write_text(json.dumps({
+        "within_alphabet": {"error": 0.0912, "ci": 0.0061, "trials": 1000},
+        "test": {"test_accuracy": 0.9104, "test_accuracy_ci": 0.0042},
+        "learning_curve": [
+            {"seconds": 600.1, "iterations": 9000, "error": 0.1311, "ci": 0.0066},
+            {"seconds": 3600.3, "iterations": 54000, "error": 0.0912, "ci": 0.0061}]}),
+        encoding="utf-8")
+    ablation.main(["--table", f"--results={results}", f"--readme={readme}",
+                   f"--sixty_minute_results={sixty}"])
     text = readme.read_text(encoding="utf-8")
+    assert rows(text, "sixty_minutes") == [
+        ["10.0 min", "9,000", "13.11% ± 0.66%", "—"],
+        ["60.0 min", "54,000", "9.12% ± 0.61%", "8.96% ± 0.42%"]]
     assert rows(text, "ablation") == [
         ["the recipe", "25.34% ± 1.21%", "29.88% ± 0.89%", "12,345"],
         [ablation.RUNS[1][2], "not run", "not run", "not run"],
@@ -75,14 +89,18 @@ def test_tables_hold_the_json_numbers_and_not_run(tmp_path):
     assert "meta-iterations (10 min, seed 3)" in text and "stale" not in text
     assert rows(text, "curve") == [["1.0 min", "1,200", "50.00% ± 2.00%"],
                                    ["10.0 min", "12,345", "25.34% ± 1.21%"]]
-    ablation.main(["--table", "--check", f"--results={results}", f"--readme={readme}"])
+    ablation.main(["--table", "--check", f"--results={results}", f"--readme={readme}",
+                   f"--sixty_minute_results={sixty}"])
 
     readme.write_text(README, encoding="utf-8")
     with pytest.raises(SystemExit) as stale:
-        ablation.main(["--table", "--check", f"--results={results}", f"--readme={readme}"])
+        ablation.main(["--table", "--check", f"--results={results}", f"--readme={readme}",
+                       f"--sixty_minute_results={sixty}"])
     assert stale.value.code == 1
-    ablation.main(["--table", f"--results={tmp_path / 'absent.json'}", f"--readme={readme}"])
+    ablation.main(["--table", f"--results={tmp_path / 'absent.json'}", f"--readme={readme}",
+                   f"--sixty_minute_results={tmp_path / 'absent.json'}"])
     assert rows(readme.read_text(encoding="utf-8"), "curve") == [["not run"] * 3]
+    assert rows(readme.read_text(encoding="utf-8"), "sixty_minutes") == [["not run"] * 4]
 
 
 def test_only_adds_runs_to_an_ablation_of_the_same_budget_and_seed(tmp_path, monkeypatch):
