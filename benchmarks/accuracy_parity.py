@@ -29,9 +29,9 @@ import time
 
 from absl import app, flags
 
-from benchmarks.parity_jobs import (TEST_SEED, TRAIN_SEED, keras_model, streams,
-                                    torch_accuracies, torch_available, torch_batches,
-                                    torch_model, torch_train_step)
+from benchmarks.parity_jobs import (TEST_SEED, TRAIN_SEED, compare, keras_model, streams,
+                                    torch_accuracies, torch_batches, torch_model,
+                                    torch_train_step)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,31 +113,11 @@ def main(argv):
     if FLAGS.cell:
         run_cell(FLAGS.cell)
         return
-    implementations = [i for i in FLAGS.implementations
-                       if i != "pytorch" or torch_available()]
-    if len(implementations) < len(FLAGS.implementations):
-        print("torch is not installed: the PyTorch column is left out "
-              "(pip install torch to include it).")
-    seeds = [int(s) for s in FLAGS.seeds]
     print(f"Test accuracy on {FLAGS.test_tasks} tasks (test seed {TEST_SEED}) after "
           f"{FLAGS.iterations} meta-iterations (train seed {TRAIN_SEED}), per weight seed; "
           "training time of the fastest and slowest run:\n")
-    print("| job | implementation | " + " | ".join(f"seed {s}" for s in seeds)
-          + " | mean | training time |")
-    print("| --- " * (len(seeds) + 4) + "|")
-    everything = []
-    for job in FLAGS.jobs:
-        runs = {implementation: [] for implementation in implementations}
-        for seed in seeds:  # implementations alternate, so both see the same machine load
-            for implementation in implementations:
-                runs[implementation].append(measure(job, implementation, seed))
-                print(json.dumps(runs[implementation][-1]), file=sys.stderr, flush=True)
-        for implementation in implementations:
-            everything += runs[implementation]
-            print(row(job, implementation, runs[implementation]), flush=True)
-    if FLAGS.results:
-        with open(FLAGS.results, "w") as file:
-            json.dump(everything, file, indent=1)
+    compare(FLAGS.jobs, FLAGS.seeds, FLAGS.implementations, measure, row,
+            ["job", "mean", "training time"], FLAGS.results)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ initialisation: keras_meta's `km.learners` (see their docstrings), PyTorch's
 inside the functions that need it (an optional dependency).
 """
 
+import json
+import sys
+
 WAYS, SHOTS, QUERY_SHOTS, META_BATCH = 5, 1, 5, 4
 INNER_LR, INNER_STEPS, TEST_INNER_STEPS = 0.4, 1, 3
 LEARNING_RATE = 1e-3
@@ -184,3 +187,33 @@ def torch_available():
     except ImportError:
         return False
     return True
+
+
+def compare(jobs, seeds, implementations, measure, row, header, results=None):
+    """Runs `measure(job, implementation, seed)` for every job, seed and
+    implementation (the implementations alternating, so that both see the
+    same load on the machine), prints each result to stderr and then the
+    Markdown table of `header` (its columns after the seeds' ones) and of
+    `row(job, implementation, runs)`; writes every result to `results` if
+    given. torch missing: the PyTorch column is left out, saying so."""
+    available = [i for i in implementations if i != "pytorch" or torch_available()]
+    if len(available) < len(implementations):
+        print("torch is not installed: the PyTorch column is left out "
+              "(pip install torch to include it).")
+    seeds = [int(s) for s in seeds]
+    columns = [header[0], "implementation", *(f"seed {s}" for s in seeds), *header[1:]]
+    print("| " + " | ".join(columns) + " |")
+    print("| --- " * len(columns) + "|")
+    everything = []
+    for job in jobs:
+        runs = {implementation: [] for implementation in available}
+        for seed in seeds:
+            for implementation in available:
+                runs[implementation].append(measure(job, implementation, seed))
+                print(json.dumps(runs[implementation][-1]), file=sys.stderr, flush=True)
+        for implementation in available:
+            everything += runs[implementation]
+            print(row(job, implementation, runs[implementation]), flush=True)
+    if results:
+        with open(results, "w") as file:
+            json.dump(everything, file, indent=1)

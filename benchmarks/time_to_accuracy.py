@@ -172,31 +172,11 @@ def main(argv):
     if FLAGS.cell:
         run_cell(FLAGS.cell)
         return
-    implementations = [i for i in FLAGS.implementations
-                       if i != "pytorch" or parity.torch_available()]
-    if len(implementations) < len(FLAGS.implementations):
-        print("torch is not installed: the PyTorch column is left out "
-              "(pip install torch to include it).")
-    seeds = [int(s) for s in FLAGS.seeds]
     print(f"Training seconds until the mean accuracy on {FLAGS.val_tasks} validation tasks "
           f"(seed {VALIDATION_SEED}, checked every {FLAGS.check_every} meta-iterations) "
           f"first reaches the target; at most {FLAGS.max_iterations:,} meta-iterations:\n")
-    print("| job (target) | implementation | " + " | ".join(f"seed {s}" for s in seeds)
-          + " | median |")
-    print("| --- " * (len(seeds) + 3) + "|")
-    everything = []
-    for job in FLAGS.jobs:
-        runs = {implementation: [] for implementation in implementations}
-        for seed in seeds:
-            for implementation in implementations:
-                runs[implementation].append(measure(job, implementation, seed))
-                print(json.dumps(runs[implementation][-1]), file=sys.stderr, flush=True)
-        for implementation in implementations:
-            everything += runs[implementation]
-            print(row(job, implementation, runs[implementation]), flush=True)
-    if FLAGS.results:
-        with open(FLAGS.results, "w") as file:
-            json.dump(everything, file, indent=1)
+    parity.compare(FLAGS.jobs, FLAGS.seeds, FLAGS.implementations, measure, row,
+                   ["job (target)", "median"], FLAGS.results)
 
 
 if __name__ == "__main__":
