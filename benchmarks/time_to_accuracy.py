@@ -6,7 +6,7 @@ The jobs, models, optimiser, episodes and weight seeds are those of
 `benchmarks/parity_jobs.py` (the README's main job, second-order MAML,
 and ProtoNet on the CLI's defaults; both sides read the same episodes from
 `km.data.omniglot_episodes`). Every `--check_every` meta-iterations both
-sides test on the same `--val_tasks` 5-way 1-shot tasks of the validation
+sides test on the same `--validation_tasks` 5-way 1-shot tasks of the validation
 split (seed 2) and stop once the mean accuracy reaches the job's target (80%
 for MAML, 90% for ProtoNet). The clock counts training only, tracing
 included, validation excluded. Every run is a process of its own, the two
@@ -36,7 +36,7 @@ flags.DEFINE_list("implementations", ["keras_meta", "pytorch"], "keras_meta and/
 flags.DEFINE_float("maml_target", 0.80, "Validation accuracy MAML has to reach.")
 flags.DEFINE_float("protonet_target", 0.90, "Validation accuracy ProtoNet has to reach.")
 flags.DEFINE_integer("check_every", 50, "Meta-iterations between validations.")
-flags.DEFINE_integer("val_tasks", 200, "Validation tasks of each check.")
+flags.DEFINE_integer("validation_tasks", 200, "Validation tasks of each check.")
 flags.DEFINE_integer("max_iterations", 5000, "A run that has not reached its target by "
                      "then stops.")
 flags.DEFINE_string("results", None, "Also write every run's result to this JSON file.")
@@ -98,7 +98,7 @@ def keras_run(job, seed):
             iteration = batch + 1
             if iteration % FLAGS.check_every == 0 and self.watch.check(
                     iteration, lambda: km.evaluation.evaluate_tasks(
-                        model, validation, FLAGS.val_tasks).accuracy.mean()):
+                        model, validation, FLAGS.validation_tasks).accuracy.mean()):
                 model.stop_training = True
 
     checks = Checks()
@@ -118,7 +118,7 @@ def torch_run(job, seed):
         parity.torch_train_step(job, net, params, optimizer, batch)
         if iteration % FLAGS.check_every == 0 and watch.check(
                 iteration, lambda: parity.torch_accuracies(
-                    job, net, params, validation, FLAGS.val_tasks).mean()):
+                    job, net, params, validation, FLAGS.validation_tasks).mean()):
             break
     return watch.curve
 
@@ -139,7 +139,7 @@ def run_cell(cell):
 def measure(job, implementation, seed):
     """One run in a process of its own → its result dict (or `{"error": ...}`)."""
     passed = [f"--{name}={getattr(FLAGS, name)}" for name in (
-        "maml_target", "protonet_target", "check_every", "val_tasks", "max_iterations")]
+        "maml_target", "protonet_target", "check_every", "validation_tasks", "max_iterations")]
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.time_to_accuracy",
          f"--cell={job}:{implementation}:{seed}", *passed],
@@ -172,7 +172,7 @@ def main(argv):
     if FLAGS.cell:
         run_cell(FLAGS.cell)
         return
-    print(f"Training seconds until the mean accuracy on {FLAGS.val_tasks} validation tasks "
+    print(f"Training seconds until the mean accuracy on {FLAGS.validation_tasks} validation tasks "
           f"(seed {VALIDATION_SEED}, checked every {FLAGS.check_every} meta-iterations) "
           f"first reaches the target; at most {FLAGS.max_iterations:,} meta-iterations:\n")
     parity.compare(FLAGS.jobs, FLAGS.seeds, FLAGS.implementations, measure, row,

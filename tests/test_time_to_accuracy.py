@@ -54,7 +54,7 @@ def run_cell(cell, *flags):
 def test_a_run_stops_at_the_first_check_that_reaches_the_target(implementation):
     if implementation == "pytorch":
         pytest.importorskip("torch")
-    reached = run_cell(f"protonet:{implementation}:0", "--check_every=2", "--val_tasks=20",
+    reached = run_cell(f"protonet:{implementation}:0", "--check_every=2", "--validation_tasks=20",
                        "--max_iterations=6", "--protonet_target=0.0")
     assert [p["iteration"] for p in reached["curve"]] == [2]
     assert reached["reached"] == reached["curve"][0]
