@@ -23,18 +23,15 @@ run is a process of its own.
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 from absl import app, flags
 
-from benchmarks.parity_jobs import (TEST_SEED, TRAIN_SEED, compare, keras_model, streams,
-                                    torch_accuracies, torch_batches, torch_model,
-                                    torch_train_step)
+from benchmarks.parity_jobs import (TEST_SEED, TRAIN_SEED, compare, keras_model,
+                                    run_cell_process, streams, torch_accuracies,
+                                    torch_batches, torch_model, torch_train_step)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("jobs", ["maml", "protonet"], "Jobs to run: maml, protonet.")
@@ -87,15 +84,9 @@ def run_cell(cell):
 
 def measure(job, implementation, seed):
     """One run in a process of its own → its result dict (or `{"error": ...}`)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.accuracy_parity",
-         f"--cell={job}:{implementation}:{seed}", f"--iterations={FLAGS.iterations}",
-         f"--test_tasks={FLAGS.test_tasks}",
-         f"--keras_initial_weights={FLAGS.keras_initial_weights}"],
-        capture_output=True, text=True, cwd=ROOT)
-    if result.returncode != 0:
-        return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:80]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_cell_process("benchmarks.accuracy_parity", f"{job}:{implementation}:{seed}", [
+        f"--iterations={FLAGS.iterations}", f"--test_tasks={FLAGS.test_tasks}",
+        f"--keras_initial_weights={FLAGS.keras_initial_weights}"])
 
 
 def row(job, implementation, runs):

@@ -17,7 +17,11 @@ inside the functions that need it (an optional dependency).
 """
 
 import json
+import os
+import subprocess
 import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WAYS, SHOTS, QUERY_SHOTS, META_BATCH = 5, 1, 5, 4
 INNER_LR, INNER_STEPS, TEST_INNER_STEPS = 0.4, 1, 3
@@ -217,3 +221,14 @@ def compare(jobs, seeds, implementations, measure, row, header, results=None):
     if results:
         with open(results, "w") as file:
             json.dump(everything, file, indent=1)
+
+
+def run_cell_process(module, cell, flags):
+    """Runs `python -m <module> --cell=<cell> <flags>` from the repository root
+    → the JSON dict its last output line holds, or `{"error": ...}` naming
+    its last line of stderr."""
+    result = subprocess.run([sys.executable, "-m", module, f"--cell={cell}", *flags],
+                            capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:80]}
+    return json.loads(result.stdout.strip().splitlines()[-1])

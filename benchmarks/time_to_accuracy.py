@@ -18,8 +18,6 @@ implementations alternating.
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 from absl import app, flags
@@ -27,7 +25,6 @@ from absl import app, flags
 from benchmarks import parity_jobs as parity
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("jobs", ["maml", "protonet"], "Jobs to run: maml, protonet.")
@@ -140,13 +137,8 @@ def measure(job, implementation, seed):
     """One run in a process of its own → its result dict (or `{"error": ...}`)."""
     passed = [f"--{name}={getattr(FLAGS, name)}" for name in (
         "maml_target", "protonet_target", "check_every", "validation_tasks", "max_iterations")]
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.time_to_accuracy",
-         f"--cell={job}:{implementation}:{seed}", *passed],
-        capture_output=True, text=True, cwd=ROOT)
-    if result.returncode != 0:
-        return {"error": (result.stderr.strip().splitlines() or ["no output"])[-1][:80]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return parity.run_cell_process("benchmarks.time_to_accuracy",
+                                   f"{job}:{implementation}:{seed}", passed)
 
 
 def cell_text(run):
