@@ -34,12 +34,12 @@ PAPER_SIZES = {"navigation_2d": (20, 20), "half_cheetah_vel": (40, 20),
                "half_cheetah_dir": (40, 20)}
 
 
-def train(family, inner_steps, iterations, seed, args):
+def train(family, inner_steps, iterations, seed, args, estimator="dice"):
     policy = km.rl.mlp_policy(family.observation_dim, family.action_dim, hidden=(100, 100),
                               seed=seed)
     model = km.rl.MAMLRL(policy, family, inner_lr=args.inner_lr, inner_steps=inner_steps,
                          num_trajectories=args.trajectories, max_kl=args.max_kl,
-                         cg_iterations=args.cg_iterations, seed=seed)
+                         cg_iterations=args.cg_iterations, estimator=estimator, seed=seed)
     model.compile()
     start = time.perf_counter()
     history = {}
@@ -134,9 +134,11 @@ def method_result(model, test_tasks, iterations, seconds, history, phases, args)
 # when these match.
 SETTINGS = ("family", "iterations", "meta_batch_size", "trajectories", "inner_lr", "max_kl",
             "cg_iterations", "test_tasks", "seed")
-# Trained rows: (inner steps, trained for --iterations?, told the task?).
-TRAINED = {"maml_rl": (1, True, False), "pretrained": (0, True, False),
-           "random_init": (0, False, False), "oracle_told_task": (0, True, True)}
+# Trained rows: (inner steps, trained for --iterations?, told the task?, inner
+# surrogate). The MAML-RL rows differ in their meta-gradient estimator only.
+TRAINED = {"maml_rl": (1, True, False, "dice"), "maml_rl_lvc": (1, True, False, "lvc"),
+           "maml_rl_naive": (1, True, False, "naive"), "pretrained": (0, True, False, "dice"),
+           "random_init": (0, False, False, "dice"), "oracle_told_task": (0, True, True, "dice")}
 METHODS = (*TRAINED, "oracle", "timing")
 
 
@@ -176,10 +178,10 @@ def main():
     test_tasks = family.sample_tasks(args.test_tasks, tf.constant([12345, 0]))
     for name in methods:
         if name in TRAINED:
-            inner_steps, trained, told = TRAINED[name]
+            inner_steps, trained, told, estimator = TRAINED[name]
             iterations = args.iterations if trained else 0
             model, seconds, history = train(km.rl.TaskInObservation(family) if told else family,
-                                            inner_steps, iterations, args.seed, args)
+                                            inner_steps, iterations, args.seed, args, estimator)
             results["methods"][name] = method_result(model, test_tasks, iterations, seconds,
                                                      history, inner_steps + 1, args)
         elif name == "oracle":
@@ -223,6 +225,9 @@ def table(path):
     with open(path) as f:
         results = json.load(f)
     labels = {"maml_rl": "MAML-RL (TRPO outer step, DiCE inner surrogate)",
+              "maml_rl_lvc": "MAML-RL (TRPO outer step, ProMP's low-variance LVC surrogate)",
+              "maml_rl_naive": "MAML-RL (TRPO outer step, naive surrogate: the paper's biased "
+                               "estimator)",
               "pretrained": "pre-trained on all tasks (TRPO), fine-tuned the same way",
               "random_init": "random initialisation",
               "oracle_told_task": "oracle: told the task (trained like the pre-trained policy)",

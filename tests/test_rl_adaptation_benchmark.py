@@ -70,3 +70,20 @@ def test_rows_are_added_to_a_results_file_of_the_same_settings_only(monkeypatch,
                       f"--output={path}")
     with pytest.raises(SystemExit):
         run_benchmark(monkeypatch, "--methods=oracle,best", f"--output={path}")
+
+
+def test_the_maml_rl_rows_differ_in_their_estimator_only(monkeypatch, tmp_path):
+    built = []
+
+    class RecordingMAMLRL(rl.MAMLRL):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append((self.inner_steps, self.estimator))
+
+    monkeypatch.setattr(rl_adaptation.km.rl, "MAMLRL", RecordingMAMLRL)
+    run_benchmark(monkeypatch, "--methods=maml_rl,maml_rl_lvc,maml_rl_naive,random_init",
+                  "--iterations=0", "--test_tasks=2", "--trajectories=2",
+                  f"--output={tmp_path / 'rows.json'}")
+    assert built == [(1, "dice"), (1, "lvc"), (1, "naive"), (0, "dice")]
+    table = rl_adaptation.table(str(tmp_path / "rows.json"))
+    assert "ProMP's low-variance LVC surrogate" in table and "naive surrogate" in table
