@@ -2,7 +2,8 @@
 process that imports TensorFlow only (Keras and keras_meta are made
 unimportable there), serves the predictions `model.predict` gives, for task batches,
 support and query sizes other than the ones the model was built with, and
-for other numbers of ways where the algorithm allows them."""
+for other numbers of ways where the algorithm allows them (the algorithms
+outside `algorithm_zoo.REPRESENTATIVE` under `-m slow`)."""
 
 import json
 import subprocess
@@ -64,15 +65,18 @@ print(json.dumps(report))
 """
 
 
-def models_and_cases():
-    """`{name: (model, {case: inputs})}`: every algorithm on image episodes,
-    and MAML on sinusoid regression episodes (compiled, built by `predict`)."""
+def models_and_cases(names):
+    """`{name: (model, {case: inputs})}` of the algorithms `names` on image
+    episodes, and of MAML on sinusoid regression episodes if `REGRESSION` is
+    among them (compiled, built by `predict`)."""
     models = {}
-    for entry in zoo.ALL:
+    for entry in (entry for entry in zoo.ALL if entry.name in names):
         model = entry.compiled()
         cases = dict(CASES, other_ways=OTHER_WAYS) if entry.name in WAYS_FROM_LABELS else CASES
         models[entry.name] = model, {case: zoo.episodes(seed=len(case), **shape)[0]
                                      for case, shape in cases.items()}
+    if REGRESSION not in names:
+        return models
     regression = km.MAML(km.learners.mlp(hidden=(8,)), inner_lr=0.01, eval_inner_steps=2)
     regression.compile(optimizer="adam", loss="mse")
     models[REGRESSION] = regression, {
@@ -82,13 +86,17 @@ def models_and_cases():
     return models
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Exports every model of `models_and_cases` and serves them all from one
-    fresh process. Returns `(root, expected predictions, report)`."""
-    root = tmp_path_factory.mktemp("exported")
+# The default suite exports the representative algorithms and the regression
+# model; the others are exported under `-m slow`.
+DEFAULT_NAMES = (*zoo.REPRESENTATIVE, REGRESSION)
+
+
+def export_and_serve(root, names):
+    """Exports the models of `models_and_cases(names)` under `root` and serves
+    them all from one fresh process. Returns `(root, expected predictions,
+    report)`."""
     expected = {}
-    for name, (model, cases) in models_and_cases().items():
+    for name, (model, cases) in models_and_cases(names).items():
         arrays, expected[name] = {}, {}
         for case, inputs in cases.items():
             inputs = {key: np.asarray(value) for key, value in inputs.items()}
@@ -107,13 +115,33 @@ def exported(tmp_path_factory):
     return root, expected, json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_the_serving_process_could_import_neither_keras_nor_keras_meta(exported):
-    assert exported[2]["importable"] == []
+@pytest.fixture(scope="module")
+def exported_by_default(tmp_path_factory):
+    return export_and_serve(tmp_path_factory.mktemp("exported"), DEFAULT_NAMES)
 
 
-@pytest.mark.parametrize("name", [*zoo.IDS, REGRESSION])
-def test_reloaded_savedmodel_serves_what_predict_gives(exported, name):
-    root, expected, _ = exported
+@pytest.fixture(scope="module")
+def exported_others(tmp_path_factory):
+    others = [name for name in zoo.IDS if name not in DEFAULT_NAMES]
+    return export_and_serve(tmp_path_factory.mktemp("exported_others"), others)
+
+
+def exported(request, name):
+    """`export_and_serve`'s result for the group `name` is exported with."""
+    return request.getfixturevalue(
+        "exported_by_default" if name in DEFAULT_NAMES else "exported_others")
+
+
+EXPORTED = [*zoo.params(), REGRESSION]
+
+
+def test_the_serving_process_could_import_neither_keras_nor_keras_meta(exported_by_default):
+    assert exported_by_default[2]["importable"] == []
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_reloaded_savedmodel_serves_what_predict_gives(request, name):
+    root, expected, _ = exported(request, name)
     served = np.load(root / name / "served.npz")
     for case, predictions in expected[name].items():
         np.testing.assert_allclose(served[case], predictions, rtol=1e-5, atol=1e-5,
@@ -124,9 +152,9 @@ def test_reloaded_savedmodel_serves_what_predict_gives(exported, name):
         assert served["other_ways"].shape[-1] == OTHER_WAYS["ways"]
 
 
-@pytest.mark.parametrize("name", [*zoo.IDS, REGRESSION])
-def test_signatures_are_named_for_tf_serving(exported, name):
-    report = exported[2][name]
+@pytest.mark.parametrize("name", EXPORTED)
+def test_signatures_are_named_for_tf_serving(request, name):
+    report = exported(request, name)[2][name]
     cls = km.MAML if name == REGRESSION else zoo.exported_algorithms()[name]
     assert set(report["signatures"]) == {"serve", "serve_padded", "serving_default"} | (
         {"embed"} if issubclass(cls, EmbeddingModel) else set())
