@@ -236,15 +236,33 @@ def table(path):
     if results["methods"]:
         lines = ["| policy | 0 steps | 1 step | 2 steps | 3 steps | meta-iterations | "
                  "environment steps | wall time |", "|---|---|---|---|---|---|---|---|"]
-    for name, method in results["methods"].items():
+    for name in sorted(results["methods"], key=METHODS.index):
+        method = results["methods"][name]
         cells = [f"{m:.1f} ± {h:.1f}" for m, h in method["mean_ci"]]
         wall = f"{method['train_seconds']:.0f} s" if method["meta_iterations"] else "—"
         lines.append(f"| {labels[name]} | " + " | ".join(cells) +
                      f" | {method['meta_iterations']} | {method['train_env_steps']:,} | {wall} |")
+    paired = paired_lines(results["methods"])
+    lines += ["", *paired] if paired else []
     for name, measured in results.get("timing", {}).items():
         lines += [""] if lines else []
         lines.append(timing_line(name, measured))
     return "\n".join(lines)
+
+
+def paired_lines(methods):
+    """Each MAML-RL row's return minus the pre-trained policy's, task by task
+    (the same test tasks and sampling seeds): mean ± 95% CI after 0-3 steps."""
+    if "pretrained" not in methods:
+        return []
+    pretrained = np.asarray(methods["pretrained"]["returns"])
+    lines = []
+    for name in sorted((n for n in methods if n.startswith("maml_rl")), key=METHODS.index):
+        difference = np.asarray(methods[name]["returns"]) - pretrained
+        cells = ", ".join(f"{m:+.1f} ± {h:.1f}" for m, h in summary(difference))
+        lines.append(f"- {name} − pretrained, paired over the test tasks, after 0-3 steps: "
+                     f"{cells}")
+    return lines
 
 
 if __name__ == "__main__":

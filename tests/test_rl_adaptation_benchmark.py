@@ -48,6 +48,26 @@ def test_table_shows_the_stored_figures(tmp_path):
     assert "5,766 environment steps/s" in table
 
 
+def test_table_gives_the_paired_difference_from_the_pretrained_policy(tmp_path):
+    rng = np.random.default_rng(0)
+    pretrained = rng.normal(-100.0, 30.0, (40, 4))
+    maml = pretrained + rng.normal(5.0, 2.0, (40, 4))
+    row = {"meta_iterations": 1, "train_env_steps": 1, "train_seconds": 1.0}
+    results = {"methods": {
+        name: dict(row, returns=returns.tolist(),
+                   mean_ci=rl_adaptation.summary(returns))
+        for name, returns in (("maml_rl_lvc", maml), ("pretrained", pretrained))}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    line = next(line for line in rl_adaptation.table(str(path)).splitlines()
+                if line.startswith("- maml_rl_lvc − pretrained"))
+    difference = maml[:, 1] - pretrained[:, 1]
+    half_width = 1.96 * difference.std(ddof=1) / np.sqrt(40)
+    mean, half = (float(x) for x in line.split(": ")[1].split(", ")[1].split(" ± "))
+    assert mean == pytest.approx(difference.mean(), abs=0.051)
+    assert half == pytest.approx(half_width, rel=0.05)  # a t or normal interval
+
+
 def run_benchmark(monkeypatch, *flags):
     monkeypatch.setattr("sys.argv", ["rl_adaptation.py", *flags])
     rl_adaptation.main()
