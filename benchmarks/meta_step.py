@@ -29,11 +29,16 @@ float32's.
 
 import ctypes
 import json
+import os
 import subprocess
 import sys
 import time
 
 from absl import app, flags
+
+# TensorFlow's oneDNN kernels on any CPU, as `import keras_meta` asks for, even
+# though a cell imports keras first.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("iterations", 5, "Timed iterations per cell (after the first step).")

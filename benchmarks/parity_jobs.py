@@ -21,6 +21,10 @@ import os
 import subprocess
 import sys
 
+# TensorFlow's oneDNN kernels on any CPU, as `import keras_meta` asks for, even
+# where a cell imports keras first (this module is imported before either).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WAYS, SHOTS, QUERY_SHOTS, META_BATCH = 5, 1, 5, 4
