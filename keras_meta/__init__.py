@@ -5,7 +5,7 @@ import os
 # TensorFlow runs its oneDNN CPU kernels by default only on CPUs with AVX-512
 # VNNI/BF16 or AMX; PyTorch runs oneDNN on every x86 CPU. Asked for here, before
 # TensorFlow is first imported, they make a meta-training step on an AVX2 CPU
-# 1.7 times faster (README, Performance). A value the user set is kept.
+# 1.66 times faster (README, Performance). A value the user set is kept.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from keras_meta import data, learners, stats, update_rules
