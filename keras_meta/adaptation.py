@@ -19,7 +19,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from keras_meta import batch_norm, episode
+from keras_meta import batch_norm, episode, max_pooling
 
 _settings = threading.local()
 
@@ -52,6 +52,7 @@ class FunctionalLearner:
     def __init__(self, model):
         self.model = model
         batch_norm.exact_batch_norm(model)
+        max_pooling.exact_max_pooling(model)
 
     def initial_weights(self):
         """Current trainable and non-trainable values, as lists of tensors."""

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_meta as km
 from tests import numpy_mlp
@@ -200,44 +199,3 @@ def test_predictions_per_step_follow_the_adaptation(float64):
             np.testing.assert_allclose(per_step[t, k], expected, rtol=1e-10, atol=1e-12)
 
 
-def test_keras_auto_jit_leaves_xla_off_for_second_order_only(monkeypatch):
-    """`compile(jit_compile="auto")` turns XLA on where a GPU is present;
-    second-order MAML opts out (see `MAML`), first order and ProtoNet do not."""
-    import tensorflow as tf
-
-    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda *args: [gpu])
-    models = {"MAML": km.MAML(km.learners.conv4(3, filters=2)),
-              "MetaSGD": km.MetaSGD(km.learners.conv4(3, filters=2)),
-              "FOMAML": km.FOMAML(km.learners.conv4(3, filters=2)),
-              "ProtoNet": km.ProtoNet(km.learners.conv4_embedding(filters=2))}
-    resolved = {}
-    for name, model in models.items():
-        model.compile(optimizer="sgd", loss="mse")
-        resolved[name] = model.jit_compile
-    assert resolved == {"MAML": False, "MetaSGD": False, "FOMAML": True, "ProtoNet": True}
-
-
-@pytest.mark.parametrize("name", ["FOMAML", "ProtoNet"])
-@pytest.mark.parametrize("train", ["train_on_batch", "fit"])
-def test_an_xla_step_equals_the_default_step(name, train):
-    """What `jit_compile=True` compiles gives the same steps as TensorFlow's
-    default executor (to float32 rounding), with an optimizer that has
-    variables of its own."""
-    inputs, labels = image_episode(0, tasks=2)
-    weights = []
-    for jit in (False, True):
-        keras.utils.set_random_seed(0)
-        model = (km.FOMAML(km.learners.conv4(3, filters=4), inner_lr=0.3) if name == "FOMAML"
-                 else km.ProtoNet(km.learners.conv4_embedding(filters=4)))
-        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), jit_compile=jit,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        if train == "fit":
-            batches = tf.data.Dataset.from_tensors((inputs, labels)).repeat(2)
-            model.fit(batches, epochs=1, verbose=0)
-        else:
-            model.train_on_batch(inputs, labels)
-        weights.append(model.get_weights())
-    # Up to 2.1e-5 apart after two steps on TensorFlow 2.20 (XLA fuses and reorders sums).
-    for plain, compiled in zip(*weights):
-        np.testing.assert_allclose(compiled, plain, atol=5e-5)

@@ -57,11 +57,9 @@ class MAML(MetaModel):
         than run in a `tf.while_loop` (see `adaptation.adapt`).
       inner_rule: the inner update rule (default `update_rules.SGD(inner_lr)`).
 
-    XLA: with `first_order=False`, `compile(jit_compile="auto")` (Keras's
-    default, which turns XLA on where a GPU is present) leaves XLA off:
-    TensorFlow's XLA has no CPU kernel for max pooling's second derivative,
-    and a jit-compiled second-order step through conv4 was seen to differ
-    from the exact one. `jit_compile=True` still asks for it.
+    XLA: `compile(jit_compile=True)`, or Keras's default `"auto"` where a
+    GPU is present, compiles every step with XLA, second order included:
+    max pooling's second derivative is made exact there (`max_pooling`).
 
     An inner loop that diverges (a non-finite inner loss or adapted weight)
     stops `fit`, `evaluate` and `predict` with a `FloatingPointError` naming
@@ -116,7 +114,6 @@ class MAML(MetaModel):
         self.step_rule = inner_rule if inner_clipnorm is None else update_rules.chain(
             update_rules.ClipByNorm(inner_clipnorm), inner_rule)
         self.functional_learner = adaptation.FunctionalLearner(learner)
-        self.supports_jit = self.first_order  # what Keras's jit_compile="auto" reads
 
     def build(self, input_shape):
         """Builds the learner (see `MetaModel.build`), then the update rule's
