@@ -1,6 +1,7 @@
 """Times one meta-iteration: keras_meta's default path, MAML's whole-batch
 reference path, ProtoNet's per-task path (`embed_per_task`), and a PyTorch
-`torch.func` per-task loop (optional); then peak memory against the number
+`torch.func` per-task loop (optional); the default path compiled with XLA
+(`jit_compile=True`); then peak memory against the number
 of inner steps, with and without `recompute_inner_steps`; then the same at
 real size.
 
@@ -57,7 +58,9 @@ WORKLOADS = {
 }
 SPEED_WORKLOADS = tuple(WORKLOADS)
 SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "keras_meta_per_task",
-                         "pytorch")
+                         "keras_meta_xla", "pytorch")
+# keras_meta paths that exist for one kind of workload only.
+MAML_ONLY, PROTONET_ONLY = ("keras_meta_reference", "keras_meta_recompute"), ("keras_meta_per_task",)
 # Memory against inner steps: 20-way 1-shot, second order.
 MEMORY_WORKLOADS = tuple(f"maml2_20w1s_{steps}steps" for steps in (1, 5, 10))
 MEMORY_IMPLEMENTATIONS = ("keras_meta", "keras_meta_recompute", "pytorch")
@@ -113,7 +116,8 @@ def keras_step(algorithm, ways, steps, implementation, data, backbone):
                         per_task_gradients=implementation != "keras_meta_reference",
                         recompute_inner_steps=implementation == "keras_meta_recompute")
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=implementation == "keras_meta_xla")
     inputs = {"support_x": support_x, "support_y": support_y.astype("int32"), "query_x": query_x}
     labels = query_y.astype("int32")
     return lambda: model.train_on_batch(inputs, labels)
@@ -255,9 +259,8 @@ def measure(workload, implementation, policy="float32"):
         except ImportError:
             return None
     protonet = WORKLOADS[workload][0] == "protonet"
-    per_task = implementation == "keras_meta_per_task"
-    if implementation.startswith("keras_meta_") and protonet != per_task:
-        return None  # ProtoNet's paths: whole meta-batch, or per task
+    if implementation in (MAML_ONLY if protonet else PROTONET_ONLY):
+        return None
     result = subprocess.run(
         [sys.executable, __file__, f"--cell={workload}:{implementation}",
          f"--iterations={FLAGS.iterations}", f"--policy={policy}"],
@@ -336,7 +339,8 @@ def main(argv):
         print_table(speed_rows, SPEED_IMPLEMENTATIONS,
                     [("keras_meta / pytorch time", "keras_meta", "seconds"),
                      ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory"),
-                     ("per task / pytorch peak RSS (+)", "keras_meta_per_task", "memory")])
+                     ("per task / pytorch peak RSS (+)", "keras_meta_per_task", "memory"),
+                     ("XLA / pytorch time", "keras_meta_xla", "seconds")])
     if FLAGS.table in ("all", "memory") and memory_rows:
         print("\nPeak memory against inner steps, MAML 2nd order, 20-way 1-shot:")
         print_table(memory_rows, MEMORY_IMPLEMENTATIONS,

@@ -49,8 +49,15 @@ def check_against_finite_differences(model, inputs, query_y, per_variable=2, eps
     return grads, checked
 
 
-@pytest.mark.parametrize("recompute", [False, True], ids=["stored", "recomputed"])
-@pytest.mark.parametrize("name", SECOND_ORDER)
+# The default suite checks MAML both ways and MAML++ with recomputed steps (its rates and
+# per-step batch norm); the other cases run with -m slow.
+DEFAULT_CASES = {("MAML", False), ("MAML", True), ("MAML++ all options", True)}
+
+
+@pytest.mark.parametrize("name, recompute", [
+    pytest.param(name, recompute, id=f"{name}-{'recomputed' if recompute else 'stored'}",
+                 marks=() if (name, recompute) in DEFAULT_CASES else pytest.mark.slow)
+    for name in SECOND_ORDER for recompute in (False, True)])
 def test_meta_gradient_through_batch_norm_matches_finite_differences(float64, name, recompute):
     cls, options = CONFIGURATIONS[name]
     keras.utils.set_random_seed(7)

@@ -114,7 +114,8 @@ def test_workers_receive_disjoint_halves_of_each_global_meta_batch(tmp_path):
         np.testing.assert_array_equal(second[stream], one[stream][:, tasks // 2:])
 
 
-@pytest.mark.parametrize("algorithm", ["MAML", pytest.param("ProtoNet", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a TensorFlow process with two logical devices, about 40 s each
+@pytest.mark.parametrize("algorithm", ["MAML", "ProtoNet"])
 def test_checkpoints_restore_across_strategies(algorithm):
     """`.keras` and `.weights.h5` checkpoints written under MirroredStrategy
     restore without a strategy, and the reverse, with the same weights

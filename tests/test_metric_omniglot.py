@@ -47,18 +47,21 @@ def test_protonet_5_way():
     assert accuracy > 0.45, f"chance is 0.20; got {accuracy:.3f}"
 
 
+@pytest.mark.slow
 def test_protonet_20_way():
     model = km.ProtoNet(km.learners.conv4_embedding(filters=FILTERS))
     accuracy = train_then_test(model, CROSSENTROPY, train_episodes(20, 2, 2), 80, ways=20)
     assert accuracy > 0.18, f"chance is 0.05; got {accuracy:.3f}"
 
 
+@pytest.mark.slow
 def test_matching_net_5_way():
     model = km.MatchingNet(km.learners.conv4_embedding(filters=FILTERS))
     accuracy = train_then_test(model, CROSSENTROPY, train_episodes(5, 8, 5), 80, ways=5)
     assert accuracy > 0.45, f"chance is 0.20; got {accuracy:.3f}"
 
 
+@pytest.mark.slow
 def test_relation_net_5_way():
     embedding = km.learners.conv4_embedding(filters=FILTERS, pooled_blocks=2, flatten=False)
     model = km.RelationNet(embedding, km.algorithms.relation.default_relation_module(FILTERS))

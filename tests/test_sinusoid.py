@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_meta as km
@@ -49,6 +50,7 @@ def per_task_mse(model, dataset, batches):
     return np.concatenate(errors)
 
 
+@pytest.mark.slow  # about 30 s of training
 def test_meta_training_beats_joint_pretraining_fine_tuned_the_same_way():
     keras.utils.set_random_seed(0)
     iterations = 3000

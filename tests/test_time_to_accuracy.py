@@ -50,7 +50,7 @@ def run_cell(cell, *flags):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("implementation", ["keras_meta", "pytorch"])
+@pytest.mark.parametrize("implementation", ["keras_meta", pytest.param("pytorch", marks=pytest.mark.slow)])
 def test_a_run_stops_at_the_first_check_that_reaches_the_target(implementation):
     if implementation == "pytorch":
         pytest.importorskip("torch")
