@@ -83,8 +83,9 @@ def normalize(x, gamma, beta, epsilon):
     """Batch norm in training mode over every axis of `x` but the last.
 
     For float32, the forward and backward passes are TensorFlow's fused
-    kernels, except under XLA, whose lowering of them loses precision (a
-    second-order meta-gradient through conv4 came out 4% off); otherwise the forward pass is element-wise and the backward pass
+    kernels, except under XLA (`xla.is_compiling()`), whose lowering of them
+    loses precision (a second-order meta-gradient through conv4 came out 4%
+    off); otherwise the forward pass is element-wise and the backward pass
     the closed-form gradient (`_gradients_from_statistics`). The backward
     pass's own derivatives are those of `_exact_gradients`, exact at every
     order.

@@ -4,8 +4,8 @@ A second-order meta-gradient (MAML's) differentiates max pooling's backward
 pass. TensorFlow's own derivative of that backward pass is exact, but under
 XLA (`jit_compile=True`) it is lowered, for float32, by packing each input
 value and its gradient into the two halves of one 32-bit word, so the
-gradient keeps about three significant digits (a second-order meta-gradient
-through conv4 came out 1–2% off), and for float64 it does not compile.
+gradient keeps about three significant digits, and for float64 it does not
+compile.
 
 `exact_max_pooling` makes a layer's 2-D max poolings (channels last) run
 `max_pool` under XLA (`xla.is_compiling()`): TensorFlow's max pooling and
