@@ -59,7 +59,8 @@ class MAML(MetaModel):
 
     XLA: `compile(jit_compile=True)`, or Keras's default `"auto"` where a
     GPU is present, compiles every step with XLA, second order included:
-    max pooling's second derivative is made exact there (`max_pooling`).
+    batch norm and max pooling's second derivative take exact paths there
+    (`keras_meta.xla`).
 
     An inner loop that diverges (a non-finite inner loss or adapted weight)
     stops `fit`, `evaluate` and `predict` with a `FloatingPointError` naming
