@@ -60,7 +60,7 @@ class MAML(MetaModel):
     XLA: `compile(jit_compile=True)`, or Keras's default `"auto"` where a
     GPU is present, compiles every step with XLA, second order included:
     batch norm and max pooling's second derivative take exact paths there
-    (`keras_meta.xla`).
+    (`xla`).
 
     An inner loop that diverges (a non-finite inner loss or adapted weight)
     stops `fit`, `evaluate` and `predict` with a `FloatingPointError` naming
