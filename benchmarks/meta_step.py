@@ -1,5 +1,6 @@
 """Times one meta-iteration: keras_meta's default path, MAML's whole-batch
-reference path, ProtoNet's per-task path (`embed_per_task`), and a PyTorch
+reference path, ProtoNet's per-task path (`embed_per_task`), one task at a
+time (`parallel_tasks=1`: MAML's default path, ProtoNet's per-task one), and a PyTorch
 `torch.func` per-task loop (optional); the default path compiled with XLA
 (`jit_compile=True`); then peak memory against the number
 of inner steps, with and without `recompute_inner_steps`; then the same at
@@ -13,7 +14,9 @@ Each cell: seconds per iteration (median of
 more) and the first step (tracing + compilation); the peak RSS of the steps
 after the first (freed heap returned to the system first), split into the
 process with the model built (mostly the framework itself) and what
-training adds ("+": activations, compiled graph, allocator caches); and for
+training adds ("+": activations, compiled graph, allocator caches), and of
+that what the process still holds between steps (after the first step, with
+freed heap returned); and for
 keras_meta the peak bytes held by TensorFlow tensors alone (activations,
 gradients, weights) during those steps. Ratios are against the PyTorch
 column (peak RSS, and in brackets what training adds).
@@ -45,6 +48,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("iterations", 5, "Timed iterations per cell (after the first step).")
 flags.DEFINE_string("cell", None, "Internal: run one cell, as 'workload:implementation'.")
 flags.DEFINE_list("workloads", None, "Subset of workloads to run (default: all).")
+flags.DEFINE_list("implementations", None,
+                  "Subset of implementations to run (default: all; `pytorch` is always run).")
 flags.DEFINE_enum("table", "all", ["all", "speed", "memory", "real_size", "mixed_precision"],
                   "Which table to print (`all`: every table but mixed_precision).")
 flags.DEFINE_string("policy", "float32", "Internal: the Keras dtype policy of a keras_meta cell.")
@@ -58,7 +63,7 @@ WORKLOADS = {
 }
 SPEED_WORKLOADS = tuple(WORKLOADS)
 SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "keras_meta_per_task",
-                         "keras_meta_xla", "pytorch")
+                         "keras_meta_one_task", "keras_meta_xla", "pytorch")
 # keras_meta paths that exist for one kind of workload only.
 MAML_ONLY, PROTONET_ONLY = ("keras_meta_reference", "keras_meta_recompute"), ("keras_meta_per_task",)
 # Memory against inner steps: 20-way 1-shot, second order.
@@ -108,13 +113,16 @@ def keras_step(algorithm, ways, steps, implementation, data, backbone):
 
     support_x, support_y, query_x, query_y = data
     learner = keras_learner(algorithm, ways, backbone)
+    one_task = {"parallel_tasks": 1} if implementation == "keras_meta_one_task" else {}
     if algorithm == "protonet":
-        model = km.ProtoNet(learner, embed_per_task=implementation == "keras_meta_per_task")
+        model = km.ProtoNet(learner, **one_task, embed_per_task=implementation
+                            in ("keras_meta_per_task", "keras_meta_one_task"))
     else:
         model = km.MAML(learner, inner_lr=0.4, inner_steps=steps,
                         first_order=algorithm == "fomaml",
                         per_task_gradients=implementation != "keras_meta_reference",
-                        recompute_inner_steps=implementation == "keras_meta_recompute")
+                        recompute_inner_steps=implementation == "keras_meta_recompute",
+                        **one_task)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=implementation == "keras_meta_xla")
@@ -236,6 +244,7 @@ def run_cell(cell):
     step()
     first = time.perf_counter() - start
     reset_peak_rss()
+    held_mib = proc_status_mib("VmRSS")  # what the process keeps between steps
     tensor_stats = implementation != "pytorch" and reset_tensor_stats()
     times = []
     for _ in range(FLAGS.iterations):
@@ -244,7 +253,8 @@ def run_cell(cell):
         times.append(time.perf_counter() - start)
     times.sort()
     result = {"seconds": times[len(times) // 2], "first": first,
-              "step_peak_mib": proc_status_mib("VmHWM"), "built_mib": built_mib}
+              "step_peak_mib": proc_status_mib("VmHWM"), "built_mib": built_mib,
+              "held_mib": held_mib}
     if tensor_stats:  # tensors alone: activations, gradients, weights
         import tensorflow as tf
 
@@ -253,6 +263,8 @@ def run_cell(cell):
 
 
 def measure(workload, implementation, policy="float32"):
+    if FLAGS.implementations and implementation not in (*FLAGS.implementations, "pytorch"):
+        return None
     if implementation == "pytorch":
         try:
             import torch  # noqa: F401
@@ -282,7 +294,8 @@ def cell_text(result):
     tensors = result.get("tensor_peak_mib")
     return (f"{result['seconds']:.2f} s, {result['first']:.0f} s first; "
             f"{result['step_peak_mib']:.0f} MiB ({result['built_mib']:.0f} built "
-            f"+ {result['step_peak_mib'] - result['built_mib']:.0f}"
+            f"+ {result['step_peak_mib'] - result['built_mib']:.0f}, "
+            f"{result['held_mib'] - result['built_mib']:.0f} of it held between steps"
             + ("" if tensors is None else f"; tensors {tensors:.0f}") + ")")
 
 
@@ -340,6 +353,8 @@ def main(argv):
                     [("keras_meta / pytorch time", "keras_meta", "seconds"),
                      ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory"),
                      ("per task / pytorch peak RSS (+)", "keras_meta_per_task", "memory"),
+                     ("one task / pytorch time", "keras_meta_one_task", "seconds"),
+                     ("one task / pytorch peak RSS (+)", "keras_meta_one_task", "memory"),
                      ("XLA / pytorch time", "keras_meta_xla", "seconds")])
     if FLAGS.table in ("all", "memory") and memory_rows:
         print("\nPeak memory against inner steps, MAML 2nd order, 20-way 1-shot:")
