@@ -1,6 +1,6 @@
 """Times one meta-iteration: keras_meta's default path, MAML's whole-batch
-reference path, ProtoNet's per-task path (`embed_per_task`), one task at a
-time (`parallel_tasks=1`: MAML's default path, ProtoNet's per-task one), and a PyTorch
+reference path, ProtoNet's per-task path (`embed_per_task`), two tasks at
+once (`parallel_tasks=2`: MAML's default path, ProtoNet's per-task one), and a PyTorch
 `torch.func` per-task loop (optional); the default path compiled with XLA
 (`jit_compile=True`); then peak memory against the number
 of inner steps, with and without `recompute_inner_steps`; then the same at
@@ -63,7 +63,7 @@ WORKLOADS = {
 }
 SPEED_WORKLOADS = tuple(WORKLOADS)
 SPEED_IMPLEMENTATIONS = ("keras_meta", "keras_meta_reference", "keras_meta_per_task",
-                         "keras_meta_one_task", "keras_meta_xla", "pytorch")
+                         "keras_meta_two_tasks", "keras_meta_xla", "pytorch")
 # keras_meta paths that exist for one kind of workload only.
 MAML_ONLY, PROTONET_ONLY = ("keras_meta_reference", "keras_meta_recompute"), ("keras_meta_per_task",)
 # Memory against inner steps: 20-way 1-shot, second order.
@@ -113,16 +113,16 @@ def keras_step(algorithm, ways, steps, implementation, data, backbone):
 
     support_x, support_y, query_x, query_y = data
     learner = keras_learner(algorithm, ways, backbone)
-    one_task = {"parallel_tasks": 1} if implementation == "keras_meta_one_task" else {}
+    two_tasks = {"parallel_tasks": 2} if implementation == "keras_meta_two_tasks" else {}
     if algorithm == "protonet":
-        model = km.ProtoNet(learner, **one_task, embed_per_task=implementation
-                            in ("keras_meta_per_task", "keras_meta_one_task"))
+        model = km.ProtoNet(learner, **two_tasks, embed_per_task=implementation
+                            in ("keras_meta_per_task", "keras_meta_two_tasks"))
     else:
         model = km.MAML(learner, inner_lr=0.4, inner_steps=steps,
                         first_order=algorithm == "fomaml",
                         per_task_gradients=implementation != "keras_meta_reference",
                         recompute_inner_steps=implementation == "keras_meta_recompute",
-                        **one_task)
+                        **two_tasks)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=implementation == "keras_meta_xla")
@@ -353,8 +353,8 @@ def main(argv):
                     [("keras_meta / pytorch time", "keras_meta", "seconds"),
                      ("keras_meta / pytorch peak RSS (+)", "keras_meta", "memory"),
                      ("per task / pytorch peak RSS (+)", "keras_meta_per_task", "memory"),
-                     ("one task / pytorch time", "keras_meta_one_task", "seconds"),
-                     ("one task / pytorch peak RSS (+)", "keras_meta_one_task", "memory"),
+                     ("two tasks / pytorch time", "keras_meta_two_tasks", "seconds"),
+                     ("two tasks / pytorch peak RSS (+)", "keras_meta_two_tasks", "memory"),
                      ("XLA / pytorch time", "keras_meta_xla", "seconds")])
     if FLAGS.table in ("all", "memory") and memory_rows:
         print("\nPeak memory against inner steps, MAML 2nd order, 20-way 1-shot:")
