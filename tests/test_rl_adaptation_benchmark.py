@@ -1,8 +1,9 @@
 """benchmarks/rl_adaptation.py: its analytic navigation oracle is what the
-environment gives the greedy policy, no policy beats it, and its table
-shows the stored figures."""
+environment gives the greedy policy, no policy beats it, its table shows
+the stored figures, and the README shows the committed results' tables."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -107,3 +108,15 @@ def test_the_maml_rl_rows_differ_in_their_estimator_only(monkeypatch, tmp_path):
     assert built == [(1, "dice"), (1, "lvc"), (1, "naive"), (0, "dice")]
     table = rl_adaptation.table(str(tmp_path / "rows.json"))
     assert "ProMP's low-variance LVC surrogate" in table and "naive surrogate" in table
+
+
+@pytest.mark.parametrize("name", ["rl_navigation", "rl_half_cheetah_vel",
+                                  "rl_half_cheetah_vel_300"])
+def test_the_readme_shows_the_committed_results(name):
+    """Every line of each committed results file's table (rows, paired
+    differences, timing lines) appears in the README as `--table` prints it."""
+    root = pathlib.Path(rl_adaptation.__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    table = rl_adaptation.table(root / "benchmarks" / "results" / f"{name}.json")
+    missing = [line for line in table.splitlines() if line and line not in readme]
+    assert not missing
