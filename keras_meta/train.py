@@ -68,6 +68,7 @@ from keras_meta.algorithms import protonet  # noqa: E402
 from keras_meta.backup import AtomicBackupAndRestore  # noqa: E402
 from keras_meta.cli import config as run_config  # noqa: E402
 from keras_meta.cli import budget, models, presets, report, strategies, streams  # noqa: E402
+from keras_meta.rl.objectives import ESTIMATORS  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFAULT = "default: the preset's, else the dataset's"
@@ -112,6 +113,9 @@ flags.DEFINE_integer("horizon", None, f"Meta-RL: steps per trajectory ({_DEFAULT
                      "navigation, 200 for the cheetahs).", lower_bound=1)
 flags.DEFINE_float("max_kl", None, f"Meta-RL: TRPO's trust region, the largest mean KL of a "
                    f"meta-iteration's step ({_DEFAULT}: 0.01).", lower_bound=0.0)
+flags.DEFINE_enum("estimator", None, list(ESTIMATORS), f"Meta-RL: the inner step's surrogate, "
+                  f"whose derivative the meta-gradient takes ({_DEFAULT}: dice, unbiased; lvc "
+                  "and naive learned more on the cheetah at small budgets, see the README).")
 flags.DEFINE_integer("iterations", None, f"Meta-iterations ({_DEFAULT}).", lower_bound=1)
 flags.DEFINE_integer("log_every", None, "Meta-iterations per Keras epoch: validation, "
                      "checkpoint, backup and log cadence (default: a tenth of --iterations).",

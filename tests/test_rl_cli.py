@@ -107,6 +107,9 @@ def test_presets_carry_the_papers_protocol_and_build_its_policy():
     assert (model.inner_lr, model.num_trajectories, model.max_kl, model.outer,
             model.first_order) == (0.1, 20, 0.01, "trpo", False)
     assert run_config.from_settings(dataset="navigation_2d", algorithm="fomaml").first_order
+    assert model.estimator == nav.estimator == "dice"
+    naive = run_config.from_settings(preset="maml_half_cheetah_vel", estimator="naive")
+    assert models.build_model(naive).estimator == "naive"
     assert run_config.from_settings(preset="maml_navigation_2d", iterations=5).iterations == 5
 
 
@@ -119,6 +122,7 @@ def test_presets_carry_the_papers_protocol_and_build_its_policy():
     (dict(dataset="half_cheetah_dir", algorithm="reptile"), "--algorithm=reptile"),
     (dict(dataset="omniglot_minimal", trajectories=5), "--trajectories=5"),
     (dict(dataset="sinusoid", max_kl=0.1), "--max_kl=0.1"),
+    (dict(dataset="omniglot_minimal", estimator="lvc"), "--estimator=lvc"),
     (dict(preset="maml_navigation_2d", meta_batch_size=10), "--meta_batch_size=10"),
     (dict(preset="maml_half_cheetah_vel", horizon=100), "--horizon=100"),
 ])

@@ -25,9 +25,9 @@ AUGMENTATIONS = ("none", "characters")
 # Settings that presets and dataset defaults provide.
 PROTOCOL = ("algorithm", "ways", "shots", "query_shots", "meta_batch_size", "inner_lr",
             "inner_steps", "eval_inner_steps", "first_order", "learning_rate", "iterations",
-            "trajectories", "horizon", "max_kl", "train_ways", *ONE_SHOT)
+            "trajectories", "horizon", "max_kl", "estimator", "train_ways", *ONE_SHOT)
 # The settings only meta-RL datasets read, and those they do not read.
-RL_ONLY = ("trajectories", "horizon", "max_kl")
+RL_ONLY = ("trajectories", "horizon", "max_kl", "estimator")
 NOT_RL = ("ways", "train_ways", "shots", "query_shots", "learning_rate", "recompute_inner_steps",
           "data_dir", "filters", "backbone", "distance", "global_clipnorm", "test_shots", "export",
           "learning_rate_schedule",
@@ -79,10 +79,12 @@ class Config:
     distance: str | None = None  # ProtoNet's; None for the other algorithms
     dtype_policy: str = "float32"  # Keras's global dtype policy (runs recorded before it: float32)
     # Meta-RL only (None otherwise): trajectories per task and adaptation step,
-    # steps per trajectory, TRPO's trust region.
+    # steps per trajectory, TRPO's trust region, the inner surrogate
+    # (`km.rl.MAMLRL`'s `estimator`; None in runs recorded before it: "dice").
     trajectories: int | None = None
     horizon: int | None = None
     max_kl: float | None = None
+    estimator: str | None = None
     # Classes per training task where they differ from the test's `ways`
     # (metric learners; ProtoNet's papers train on more ways); None: `ways`.
     train_ways: int | None = None

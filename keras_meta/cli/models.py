@@ -92,7 +92,8 @@ def _maml_rl(config):
     model = km.rl.MAMLRL(policy, family, inner_lr=config.inner_lr,
                          inner_steps=config.inner_steps, eval_inner_steps=config.eval_inner_steps,
                          num_trajectories=config.trajectories, first_order=config.first_order,
-                         max_kl=config.max_kl, seed=config.seed)
+                         max_kl=config.max_kl, estimator=config.estimator or "dice",
+                         seed=config.seed)
     model.compile()
     return model
 

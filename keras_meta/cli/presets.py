@@ -37,7 +37,7 @@ _BENCHMARK_DEFAULTS = dict(
 # cheetahs, which simulate in Python, with a smaller meta-batch and fewer
 # trajectories). Tested after 0..3 steps.
 _RL_DEFAULTS = dict(algorithm="maml", inner_lr=0.1, inner_steps=1, eval_inner_steps=3,
-                    first_order=False, max_kl=0.01)
+                    first_order=False, max_kl=0.01, estimator="dice")
 _CHEETAH_DEFAULTS = dict(**_RL_DEFAULTS, meta_batch_size=10, trajectories=10, horizon=200,
                          iterations=10)
 DATASET_DEFAULTS = {
