@@ -149,7 +149,10 @@ def _input_gradients(dy, images, gamma, mean, variance, epsilon, reserved=None):
             result = _gradients_from_statistics(dy, images, gamma, mean, variance, epsilon)
 
         def second_order(*upstream):
-            inputs = [dy, images, gamma]
+            # Read outside the tape: inside a while loop's gradient each read
+            # pops a stack of saved activations, and a tape that saw the pop
+            # would fill the rest of the stack with zeros.
+            inputs = [tf.identity(t) for t in (dy, images, gamma)]
             upstream = [tf.zeros_like(r) if u is None else u for u, r in zip(upstream, result)]
             with tf.GradientTape() as tape:
                 tape.watch(inputs)

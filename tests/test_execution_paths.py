@@ -143,15 +143,20 @@ def test_no_retracing_after_the_first_step():
     assert CountingMAML.traces == first_step
 
 
-def meta_gradient_graph_size(tasks=2, inner_steps=1, **options):
-    """Ops (functions' included) in the traced meta-gradient of a small conv4 MAML."""
+def meta_gradient_graph_ops(tasks=2, inner_steps=1, **options):
+    """Every op (`NodeDef`, functions' included) in the traced meta-gradient
+    of a small conv4 MAML (batch norm in each block)."""
     model = km.MAML(km.learners.conv4(ways=3, filters=4), inner_steps=inner_steps, **options)
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     inputs, query_y = image_episode(0, tasks=tasks)
     model(inputs)
     step = tf.function(lambda x, y: model.meta_gradients(x, y)[0])
     graph = step.get_concrete_function(inputs, tf.constant(query_y)).graph.as_graph_def()
-    return len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
+    return [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
+
+
+def meta_gradient_graph_size(tasks=2, inner_steps=1, **options):
+    return len(meta_gradient_graph_ops(tasks, inner_steps, **options))
 
 
 def test_graph_does_not_grow_with_the_meta_batch_size():
@@ -163,6 +168,15 @@ def test_graph_does_not_grow_with_the_inner_steps(options):
     sizes = [meta_gradient_graph_size(inner_steps=steps, **options) for steps in (1, 2, 5, 10)]
     assert sizes[1] == sizes[2] == sizes[3]
     assert sizes[0] < sizes[1]  # one step runs without the loop
+
+
+def test_the_inner_loops_gradient_fills_no_stack_with_zeros():
+    """Each iteration of the inner loop's gradient pops one step's saved
+    activations; zeros for the rest of a stack (`ZerosLike` of a TensorList)
+    would cost memory and time growing with the inner steps."""
+    stacks_zeroed = [node.name for node in meta_gradient_graph_ops(inner_steps=3)
+                     if node.op == "ZerosLike" and node.attr["T"].type == tf.variant.as_datatype_enum]
+    assert stacks_zeroed == []
 
 
 def test_a_rule_that_asks_for_python_steps_gets_them_unrolled():
