@@ -19,7 +19,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from keras_meta import batch_norm, episode, max_pooling
+from keras_meta import batch_norm, episode, leaky_relu, max_pooling
 
 _settings = threading.local()
 
@@ -53,6 +53,7 @@ class FunctionalLearner:
         self.model = model
         batch_norm.exact_batch_norm(model)
         max_pooling.exact_max_pooling(model)
+        leaky_relu.backward_from_outputs(model)
 
     def initial_weights(self):
         """Current trainable and non-trainable values, as lists of tensors."""

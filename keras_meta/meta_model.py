@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import (arguments, batch_norm, episode, export, keras_internals, masking,
-                        max_pooling, xla)
+from keras_meta import (arguments, batch_norm, episode, export, keras_internals, leaky_relu,
+                        masking, max_pooling, xla)
 
 
 NON_FINITE_META_GRADIENT = (
@@ -115,6 +115,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, episode.RaisesPythonError
         self.parallel_tasks = parallel_tasks
         batch_norm.exact_batch_norm(learner)
         max_pooling.exact_max_pooling(learner)
+        leaky_relu.backward_from_outputs(learner)
 
     def build(self, input_shape):
         """Builds the learner on the episode's feature shape and records the
