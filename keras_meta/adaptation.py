@@ -37,6 +37,17 @@ def divergence_checks(enabled):
         _settings.check_divergence = previous
 
 
+def replace_layer_kernels(model):
+    """Makes the layers of `model` whose TensorFlow kernels a meta-gradient
+    cannot use as they are compute with keras_meta's: batch norm exact at
+    every order (`batch_norm.exact_batch_norm`), max pooling exact under XLA
+    (`max_pooling.exact_max_pooling`), leaky ReLU's gradient from its output
+    (`leaky_relu.backward_from_outputs`). Values stay Keras's; once per layer."""
+    batch_norm.exact_batch_norm(model)
+    max_pooling.exact_max_pooling(model)
+    leaky_relu.backward_from_outputs(model)
+
+
 class FunctionalLearner:
     """A Keras model evaluated as a pure function of its weights.
 
@@ -51,9 +62,7 @@ class FunctionalLearner:
 
     def __init__(self, model):
         self.model = model
-        batch_norm.exact_batch_norm(model)
-        max_pooling.exact_max_pooling(model)
-        leaky_relu.backward_from_outputs(model)
+        replace_layer_kernels(model)
 
     def initial_weights(self):
         """Current trainable and non-trainable values, as lists of tensors."""

@@ -8,8 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_meta import (arguments, batch_norm, episode, export, keras_internals, leaky_relu,
-                        masking, max_pooling, xla)
+from keras_meta import adaptation, arguments, episode, export, keras_internals, masking, xla
 
 
 NON_FINITE_META_GRADIENT = (
@@ -74,7 +73,9 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, episode.RaisesPythonError
         layers run fused and exactly differentiable in training mode
         (`batch_norm.exact_batch_norm`), with Keras's values; under XLA
         (`jit_compile`), batch norm runs element-wise and max pooling's
-        second derivative in ordinary ops, exact there too (`xla`).
+        second derivative in ordinary ops, exact there too (`xla`); its
+        leaky ReLUs' gradients read their outputs (`leaky_relu`). See
+        `adaptation.replace_layer_kernels`.
       parallel_tasks: how many tasks of a meta-batch may run at once
         (`tf.map_fn`'s `parallel_iterations`). The tensors held grow with
         it: 1 (the default) holds one task's activations, as a per-task
@@ -113,9 +114,7 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, episode.RaisesPythonError
         super().__init__(autocast=False, **kwargs)
         self.learner = learner
         self.parallel_tasks = parallel_tasks
-        batch_norm.exact_batch_norm(learner)
-        max_pooling.exact_max_pooling(learner)
-        leaky_relu.backward_from_outputs(learner)
+        adaptation.replace_layer_kernels(learner)
 
     def build(self, input_shape):
         """Builds the learner on the episode's feature shape and records the
