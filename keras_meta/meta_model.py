@@ -290,14 +290,17 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, episode.RaisesPythonError
     def map_tasks(self, fn, tasks, output_signature=None):
         """Applies `fn` to each task of `tasks` (a tuple of `[T, ...]` tensors).
 
-        Tasks run as iterations of one `tf.map_fn` loop, so the graph does not
-        grow with the meta-batch size and up to `parallel_tasks` independent
-        tasks run concurrently. `output_signature` (default: one tensor of the
+        Tasks run as iterations of one `tf.map_fn` loop over the task
+        indices, so the graph does not grow with the meta-batch size and up to
+        `parallel_tasks` independent tasks run concurrently; each iteration
+        gathers its task's slices (mapping over `tasks` themselves would copy
+        the whole meta-batch into lists of tasks first). `output_signature` (default: one tensor of the
         model's compute dtype) describes `fn`'s per-task result, as in
         `tf.map_fn`.
         """
         return tf.map_fn(
-            lambda task: fn(*task), tasks,
+            lambda index: fn(*(tf.gather(values, index) for values in tasks)),
+            tf.range(tf.shape(tasks[0])[0]),
             fn_output_signature=output_signature or self.variable_dtype,
             parallel_iterations=self.parallel_tasks,
         )

@@ -170,6 +170,14 @@ def test_graph_does_not_grow_with_the_inner_steps(options):
     assert sizes[0] < sizes[1]  # one step runs without the loop
 
 
+def test_the_task_loop_reads_each_task_without_copying_the_meta_batch():
+    """Each iteration gathers its task's slice; `tf.map_fn` over the inputs
+    themselves would first copy the whole meta-batch into lists of tasks."""
+    unstacked = [node.attr["element_dtype"].type for node in meta_gradient_graph_ops()
+                 if node.op == "TensorListFromTensor"]
+    assert unstacked == [tf.int32.as_datatype_enum]  # the task indices alone
+
+
 def test_the_inner_loops_gradient_fills_no_stack_with_zeros():
     """Each iteration of the inner loop's gradient pops one step's saved
     activations; zeros for the rest of a stack (`ZerosLike` of a TensorList)
