@@ -21,14 +21,7 @@ import tempfile
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import meta_step  # noqa: E402
-
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workload", "maml2_5w1s", "A workload of benchmarks/meta_step.py.")
-flags.DEFINE_string("implementation", "keras_meta",
-                    "A keras_meta implementation of benchmarks/meta_step.py.")
-flags.DEFINE_integer("top", 20, "Ops to list.")
 
 
 def memory_events(xplane_path):
@@ -87,6 +80,8 @@ def by_op(allocations):
 
 def main(argv):
     del argv
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import meta_step
     import tensorflow as tf
 
     algorithm, ways, shots, queries, tasks, steps, backbone = meta_step.WORKLOADS[FLAGS.workload]
@@ -112,4 +107,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Defined only when run as a script: the tests import the replay functions
+    # into a process that holds other benchmarks' flags.
+    flags.DEFINE_string("workload", "maml2_5w1s", "A workload of benchmarks/meta_step.py.")
+    flags.DEFINE_string("implementation", "keras_meta",
+                        "A keras_meta implementation of benchmarks/meta_step.py.")
+    flags.DEFINE_integer("top", 20, "Ops to list.")
     app.run(main)
