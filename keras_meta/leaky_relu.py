@@ -6,9 +6,10 @@ which nothing else needs for the backward pass (batch norm's own gradient
 reads its input, the next convolution reads the leaky ReLU's output), so it
 is kept only for the activation's gradient: a third copy of every such
 activation map. With a slope α ≥ 0 (Keras allows no other) the output is
-positive exactly where the input is, so the same gradient reads the output, which the next layer keeps
-anyway, and the input is freed after the forward pass. ResNet-12's tensors
-drop by about a fifth (see the README's Performance section).
+positive exactly where the input is, so the same gradient reads the output,
+which the next layer keeps anyway, and the input is freed after the forward
+pass. ResNet-12's tensors drop by about a fifth (see the README's
+Performance section).
 
 Its derivatives of every order are TensorFlow's: the backward pass is
 `LeakyReluGrad` on the output, whose own gradient TensorFlow defines.

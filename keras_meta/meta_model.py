@@ -293,8 +293,8 @@ class MetaModel(keras_internals.SymbolicBuildFromSpec, episode.RaisesPythonError
         Tasks run as iterations of one `tf.map_fn` loop over the task
         indices, so the graph does not grow with the meta-batch size and up to
         `parallel_tasks` independent tasks run concurrently; each iteration
-        gathers its task's slices (mapping over `tasks` themselves would copy
-        the whole meta-batch into lists of tasks first). `output_signature` (default: one tensor of the
+        gathers its task's slices (mapping over `tasks` themselves unstacks
+        them into lists of tasks first, which can copy the whole meta-batch). `output_signature` (default: one tensor of the
         model's compute dtype) describes `fn`'s per-task result, as in
         `tf.map_fn`.
         """

@@ -172,7 +172,7 @@ def test_graph_does_not_grow_with_the_inner_steps(options):
 
 def test_the_task_loop_reads_each_task_without_copying_the_meta_batch():
     """Each iteration gathers its task's slice; `tf.map_fn` over the inputs
-    themselves would first copy the whole meta-batch into lists of tasks."""
+    themselves would first unstack (and can copy) the whole meta-batch."""
     unstacked = [node.attr["element_dtype"].type for node in meta_gradient_graph_ops()
                  if node.op == "TensorListFromTensor"]
     assert unstacked == [tf.int32.as_datatype_enum]  # the task indices alone
